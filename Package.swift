@@ -1,0 +1,83 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "crocante-logout",
+    products: [
+        .executable(name: "crocante-logout", targets: ["CrocanteLogout"]),
+        .executable(name: "crocante-standin-backend", targets: ["StandInBackend"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
+    ],
+    targets: [
+        // libfcgi from Debian's libfcgi-dev; only the FastCGI target imports it.
+        .systemLibrary(
+            name: "CFastCGI",
+            pkgConfig: "fcgi",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        .target(
+            name: "FastCGI",
+            dependencies: ["CFastCGI", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The logout itself as plain values: no socket, no global, no clock.
+        .target(
+            name: "LogoutCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The bounded queue that tells the backend, and the HTTP client that does it.
+        .target(
+            name: "Revocation",
+            dependencies: [
+                "LogoutCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "CrocanteLogout",
+            dependencies: [
+                "FastCGI",
+                "LogoutCore",
+                "Revocation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // A recording stand-in for the backend, for the quick start and the tests.
+        .executableTarget(
+            name: "StandInBackend",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "LogoutCoreTests",
+            dependencies: ["LogoutCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "RevocationTests",
+            dependencies: ["Revocation", "LogoutCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["LogoutCore", "CrocanteLogout", "StandInBackend"]
+        ),
+    ]
+)

@@ -1,0 +1,141 @@
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fixed pool of worker threads, each accepting on the shared socket and serving one
+/// connection at a time, closing it after every response.
+///
+/// `stop()` makes workers leave their accept loop; what is being served is finished. For a
+/// socket this process created, new arrivals are stopped and the backlog is served first; an
+/// inherited socket's backlog is left to the parent's next process.
+public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
+    private let socket: ListeningSocket
+    private let responder: Responder
+    private let workerCount: Int
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let threads = Mutex<[pthread_t]>([])
+    /// Counters for the status page.
+    public let counters = Counters()
+
+    /// Read by the status page; updated by workers.
+    public final class Counters: Sendable {
+        public let accepted = Atomic<Int>(0)
+        public let active = Atomic<Int>(0)
+        public let maxActive = Atomic<Int>(0)
+    }
+
+    public init(socket: ListeningSocket, responder: Responder, workers: Int, logger: Logger) {
+        self.socket = socket
+        self.responder = responder
+        self.workerCount = workers
+        self.logger = logger
+    }
+
+    /// Starts the worker threads. Call `initializeFastCGILibrary()` first, on the main thread.
+    public func start() throws(SystemError) {
+        for _ in 0..<workerCount {
+            let thread = try spawnThread { [self] in runWorker() }
+            threads.withLock { $0.append(thread) }
+        }
+    }
+
+    /// Asks every worker to finish what it serves and leave; returns at once.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        socket.stopArrivals()
+    }
+
+    /// Waits for every worker to leave, then closes the socket if this process created it.
+    public func wait() {
+        for thread in threads.withLock({ $0 }) {
+            pthread_join(thread, nil)
+        }
+        socket.closeIfOwned()
+    }
+
+    private func runWorker() {
+        let slot = RequestSlot()
+        var backoff = Duration.zero
+        while !stopping.load(ordering: .acquiring) {
+            do {
+                guard let connection = try socket.accept() else { continue }
+                backoff = .zero
+                serve(connection, with: slot)
+            } catch {
+                // EMFILE and friends: the worker must not exit; wait and try again.
+                backoff = min(max(backoff * 2, .milliseconds(10)), .seconds(1))
+                logger.error("accept failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                sleep(for: backoff)
+            }
+        }
+        if socket.isOwned { serveBacklog(with: slot) }
+    }
+
+    /// Serves the connections already queued on a socket we are about to close, so that nginx
+    /// gets an answer for every request it has sent.
+    private func serveBacklog(with slot: RequestSlot) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + backlogDrainLimit
+        while clock.now < deadline, socket.hasPendingConnection() {
+            guard let connection = try? socket.accept() else { continue }
+            serve(connection, with: slot)
+        }
+    }
+
+    private func serve(_ connection: Int32, with slot: RequestSlot) {
+        var timeout = connectionReadTimeout
+        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        counters.accepted.add(1, ordering: .relaxed)
+        let nowActive = counters.active.add(1, ordering: .relaxed).newValue
+        counters.maxActive.max(nowActive, ordering: .relaxed)
+        defer { counters.active.subtract(1, ordering: .relaxed) }
+
+        let request: FastCGIRequest
+        do {
+            request = try slot.begin(connection: connection)
+        } catch {
+            logger.debug("connection closed before its request was read", metadata: ["error": "\(error)"])
+            return
+        }
+        let (response, followUp) = responder.respond(to: request)
+        slot.write(response)
+        slot.finish()
+        if let followUp { responder.afterResponse(followUp) }
+    }
+}
+
+/// How long a connection may take to send its request before the worker gives up on it.
+private let connectionReadTimeout = timeval(tv_sec: 10, tv_usec: 0)
+/// The longest a stopping worker keeps serving an owned socket's backlog.
+private let backlogDrainLimit = Duration.seconds(5)
+
+private func sleep(for duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    var remaining = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+    var request = remaining
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}
+
+/// Starts a joinable thread (`pthread_create`) running `body`.
+private func spawnThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> pthread_t {
+    final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(&thread, nil, { argument in
+        let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    guard status == 0 else {
+        Unmanaged<Box>.fromOpaque(box).release()
+        throw SystemError(operation: "pthread_create", code: status)
+    }
+    return thread
+}

@@ -1,0 +1,37 @@
+/// Every way crocante-logout refuses to start or to do what it was asked.
+///
+/// A description names the setting or the operation and why; it never holds a cookie, a
+/// token or a secret, so any of these can be logged as it is.
+public enum CrocanteError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// A required setting is absent.
+    case missingSetting(String)
+    /// A setting is present but unusable.
+    case invalidSetting(String, reason: String)
+    /// The listening socket could not be created or inherited.
+    case cannotListen(address: String, reason: String)
+    /// A token or cookie could not be sealed (the `seal` subcommand).
+    case cannotSeal(reason: String)
+
+    public var description: String {
+        switch self {
+        case .missingSetting(let name):
+            return "\(name) is not set"
+        case .invalidSetting(let name, let reason):
+            return "\(name) is invalid: \(reason)"
+        case .cannotListen(let address, let reason):
+            return "cannot listen on \(address): \(reason)"
+        case .cannotSeal(let reason):
+            return "cannot seal: \(reason)"
+        }
+    }
+
+    /// The process exit status for this error (sysexits.h).
+    public var exitCode: Int32 {
+        switch self {
+        case .missingSetting, .invalidSetting, .cannotSeal:
+            return 78  // EX_CONFIG
+        case .cannotListen:
+            return 71  // EX_OSERR
+        }
+    }
+}

@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the responder takes FastCGI connections from.
+public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    /// A socket handed over by systemd (`LISTEN_FDS`) or as fd 0 (spawn-fcgi); if there is none,
+    /// ``fallback``.
+    case automatic
+    /// A unix socket at an absolute path.
+    case unix(path: String)
+    /// A TCP socket on one IP address (v4 or v6, never "all interfaces" by accident).
+    case tcp(host: String, port: UInt16)
+
+    /// Where ``automatic`` listens when nothing was inherited: loopback only, php-fpm's port.
+    public static let fallback = ListenAddress.tcp(host: "127.0.0.1", port: 9000)
+
+    /// Parses `auto`, `unix:/path`, `127.0.0.1:9000` or `[::1]:9000`.
+    public init?(parsing text: String) {
+        if text == "auto" {
+            self = .automatic
+        } else if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst("unix:".count))
+            // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+            guard path.hasPrefix("/"), path.utf8.count < 108, !path.utf8.contains(0) else { return nil }
+            self = .unix(path: path)
+        } else {
+            guard let colon = text.lastIndex(of: ":"),
+                let port = UInt16(text[text.index(after: colon)...]), port > 0
+            else { return nil }
+            var host = String(text[..<colon])
+            let bracketed = host.hasPrefix("[") && host.hasSuffix("]")
+            if bracketed { host = String(host.dropFirst().dropLast()) }
+            guard Self.isIPAddress(host, version6: bracketed) else { return nil }
+            self = .tcp(host: host, port: port)
+        }
+    }
+
+    private static func isIPAddress(_ host: String, version6: Bool) -> Bool {
+        var buffer = (UInt64(0), UInt64(0))
+        return withUnsafeMutableBytes(of: &buffer) { inet_pton(version6 ? AF_INET6 : AF_INET, host, $0.baseAddress) } == 1
+    }
+
+    public var description: String {
+        switch self {
+        case .automatic: return "auto"
+        case .unix(let path): return "unix:\(path)"
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
+    }
+}

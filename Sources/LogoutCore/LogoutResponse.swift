@@ -1,0 +1,40 @@
+/// The CGI responses the responder can give, rendered to bytes once, at start-up.
+///
+/// A CGI response is header lines, a blank line and the body; nginx turns the `Status` line
+/// into the HTTP status line.
+public struct LogoutResponse: Sendable, Equatable {
+    /// The complete CGI response: headers, blank line, body.
+    public let bytes: [UInt8]
+
+    init(status: String, headers: [(String, String)], body: String) {
+        var text = "Status: \(status)\r\n"
+        text += "Content-Type: application/json\r\n"
+        text += "Content-Length: \(body.utf8.count)\r\n"
+        text += "Cache-Control: no-store\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "\r\n" + body
+        bytes = Array(text.utf8)
+    }
+
+    /// `200 {"success":true}` with the session cookie cleared; `secure` adds `; Secure`.
+    public static func loggedOut(secure: Bool) -> LogoutResponse {
+        let clearedCookie =
+            "\(SessionCookie.name)=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Strict"
+            + (secure ? "; Secure" : "")
+        return LogoutResponse(status: "200 OK", headers: [("Set-Cookie", clearedCookie)], body: #"{"success":true}"#)
+    }
+
+    /// `405` for any method but POST on the logout path; the cookie is left alone.
+    public static let methodNotAllowed = LogoutResponse(
+        status: "405 Method Not Allowed",
+        headers: [("Allow", "POST")],
+        body: #"{"success":false,"error":"method not allowed"}"#
+    )
+
+    /// `404` for any path this responder does not serve.
+    public static let notFound = LogoutResponse(
+        status: "404 Not Found",
+        headers: [],
+        body: #"{"success":false,"error":"not found"}"#
+    )
+}

@@ -1,0 +1,104 @@
+import Crypto
+import ExtrasBase64
+import FoundationEssentials
+
+/// The origin's sealed cookie format: base64url(`iv` ‖ `tag` ‖ `ciphertext`).
+///
+/// `iv` is 16 bytes (not GCM's usual 12), `tag` the 16-byte GCM tag, and the ciphertext AES-256-GCM
+/// of the UTF-8 plaintext with no associated data. The plaintext is `{"token":…,"issuedAt":…}`,
+/// or, in older cookies, the raw token.
+public enum SealedSession {
+    static let ivLength = 16
+    static let tagLength = 16
+
+    /// Opens cookie values into access tokens with the configured secrets.
+    public struct Opener: Sendable {
+        private let secrets: [SessionSecret]
+
+        /// - Parameter secrets: tried in order: the current secret first, then the previous one.
+        public init(secrets: [SessionSecret]) {
+            self.secrets = secrets
+        }
+
+        /// The access token in a cookie value, or nil when the value holds no usable session.
+        ///
+        /// Nil for bad base64url, fewer than 32 decoded bytes, a tag no secret verifies, a JSON
+        /// object without a string `token`, or a token that is not header-safe.
+        public func token(fromCookieValue value: some Collection<UInt8>) -> AccessToken? {
+            guard
+                let sealed = try? Base64.decode(bytes: value, options: [.base64UrlAlphabet, .omitPaddingCharacter]),
+                sealed.count >= ivLength + tagLength,
+                let plaintext = open(sealed)
+            else { return nil }
+            return SealedSession.token(fromPlaintext: plaintext)
+        }
+
+        private func open(_ sealed: [UInt8]) -> Data? {
+            let iv = sealed[..<ivLength]
+            let tag = sealed[ivLength..<(ivLength + tagLength)]
+            let ciphertext = sealed[(ivLength + tagLength)...]
+            guard
+                let nonce = try? AES.GCM.Nonce(data: iv),
+                let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: ciphertext, tag: tag)
+            else { return nil }
+            for secret in secrets {
+                if let plaintext = try? AES.GCM.open(box, using: secret.key) { return plaintext }
+            }
+            return nil
+        }
+    }
+
+    /// Reads a token out of a plaintext the way the origin does.
+    ///
+    /// A JSON object yields its `token` only when that is a string. Anything that is not a JSON
+    /// object is a legacy cookie whose whole plaintext is the token.
+    static func token(fromPlaintext plaintext: Data) -> AccessToken? {
+        let firstSignificant = plaintext.first { !jsonWhitespace.contains($0) }
+        if firstSignificant == UInt8(ascii: "{"),
+            let payload = try? JSONDecoder().decode(Payload.self, from: plaintext)
+        {
+            return payload.token.flatMap { AccessToken(validating: $0.utf8) }
+        }
+        return AccessToken(validating: plaintext)
+    }
+
+    private static let jsonWhitespace: [UInt8] = [0x20, 0x09, 0x0A, 0x0D]
+
+    /// The JSON plaintext; a `token` of any type but string reads as nil.
+    private struct Payload: Decodable {
+        let token: String?
+
+        enum CodingKeys: String, CodingKey { case token }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            token = try? container.decode(String.self, forKey: .token)
+        }
+    }
+
+    /// Seals `plaintext` exactly as the origin's login does, with a fresh random 16-byte iv.
+    public static func seal(plaintext: some DataProtocol, with secret: SessionSecret) throws(CrocanteError) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let iv = (0..<ivLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        do {
+            let box = try AES.GCM.seal(plaintext, using: secret.key, nonce: AES.GCM.Nonce(data: iv))
+            let sealed = iv + Array(box.tag) + Array(box.ciphertext)
+            return Base64.encodeToString(bytes: sealed, options: [.base64UrlAlphabet, .omitPaddingCharacter])
+        } catch {
+            throw .cannotSeal(reason: "AES-GCM refused the input")
+        }
+    }
+
+    /// The JSON plaintext the origin's login writes for `token`.
+    public static func plaintext(token: String, issuedAtMilliseconds: Int64) throws(CrocanteError) -> Data {
+        struct Written: Encodable {
+            let token: String
+            let issuedAt: Int64
+        }
+        do {
+            return try JSONEncoder().encode(Written(token: token, issuedAt: issuedAtMilliseconds))
+        } catch {
+            throw .cannotSeal(reason: "the token could not be written as JSON")
+        }
+    }
+}
