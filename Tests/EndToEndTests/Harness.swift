@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Paths, processes and clients for tests that run the real binaries behind a real nginx,
+/// all on loopback or unix sockets in a temporary directory, each stopped by pid.
+enum Harness {
+    /// The package root, found from this file.
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// Where SwiftPM put the products: beside the test bundle, as swift-argument-parser's helpers find them.
+    static let productsDirectory: URL = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent()
+    }()
+
+    static func product(_ name: String) -> URL { productsDirectory.appendingPathComponent(name) }
+
+    /// A fresh directory under /tmp, removed by the caller's `defer`.
+    static func temporaryDirectory() throws -> URL {
+        var template = Array("/tmp/crocante-e2e-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+        let path = String(cString: made)
+        chmod(path, 0o755)
+        return URL(fileURLWithPath: path)
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw HarnessError("no free port") }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes; the bound only guards against hangs.
+    static func waitUntil(timeout: Duration = .seconds(20), _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            usleep(20_000)
+        }
+        return try condition()
+    }
+
+    /// The test-only session secret, and a previous one for rotation.
+    static let secret = "e2e-secret-0123456789abcdef0123456789"
+    static let previousSecret = "e2e-previous-secret-0123456789abcdef"
+
+    /// Cookies sealed by Node exactly as the origin's login seals them.
+    static func originCookies(plaintexts: [String], secret: String = Harness.secret) throws -> [String] {
+        let input = try JSONSerialization.data(withJSONObject: plaintexts)
+        let result = try run("/usr/bin/env", ["node", packageRoot.appendingPathComponent("scripts/origin-seal.js").path],
+                             environment: ["SESSION_SECRET": secret, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
+                             stdin: input)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        guard result.status == 0, lines.count == plaintexts.count else { throw HarnessError("origin-seal.js failed: \(result.stderr)") }
+        return lines
+    }
+
+    static func originJSON(token: String) -> String {
+        let escaped = String(data: try! JSONSerialization.data(withJSONObject: [token], options: [.withoutEscapingSlashes]), encoding: .utf8)!
+        return "{\"token\":\(escaped.dropFirst().dropLast()),\"issuedAt\":\(Int(Date().timeIntervalSince1970 * 1000))}"
+    }
+
+    /// Runs a short command to completion.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, stdin: Data? = nil)
+        throws -> (status: Int32, stdout: String, stderr: String)
+    {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try input.fileHandleForWriting.close()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A long-running child whose stdout and stderr go to files, stopped by pid.
+final class ManagedProcess {
+    let process = Process()
+    let stdoutURL: URL
+    let stderrURL: URL
+
+    init(_ executable: URL, _ arguments: [String], environment: [String: String], logDirectory: URL, name: String) throws {
+        stdoutURL = logDirectory.appendingPathComponent("\(name).stdout")
+        stderrURL = logDirectory.appendingPathComponent("\(name).stderr")
+        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: pid_t { process.processIdentifier }
+    var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    func send(_ signal: Int32) { kill(pid, signal) }
+
+    /// The exit status once the process has exited by itself within `timeout`, else nil.
+    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
+        guard Harness.waitUntil(timeout: timeout, { !process.isRunning }) else { return nil }
+        return process.terminationStatus
+    }
+
+    /// Stops the process if it still runs: SIGTERM, then SIGKILL.
+    func stop() {
+        guard process.isRunning else { return }
+        send(SIGTERM)
+        if waitForExit(timeout: .seconds(15)) == nil { send(SIGKILL); _ = waitForExit(timeout: .seconds(5)) }
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,179 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// nginx (configured from nginx.conf.example) in front of the built responder, with a
+/// recording stand-in backend; all on loopback and unix sockets in one temporary directory.
+final class Stack {
+    let directory: URL
+    let socketPath: String
+    let nginxPort: UInt16
+    let recordURL: URL
+    private(set) var backend: ManagedProcess?
+    private(set) var backendPort: UInt16 = 0
+    private(set) var responder: ManagedProcess!
+    private(set) var nginx: ManagedProcess!
+
+    /// - Parameters:
+    ///   - backendArguments: stand-in flags, e.g. `["--status", "500"]`; nil leaves nothing listening (refused).
+    ///   - environment: settings for the responder, over the defaults below.
+    init(backendArguments: [String]? = [], environment: [String: String] = [:], responderArguments: [String] = []) throws {
+        directory = try Harness.temporaryDirectory()
+        socketPath = directory.appendingPathComponent("fcgi.sock").path
+        recordURL = directory.appendingPathComponent("backend.jsonl")
+        nginxPort = try Harness.freePort()
+        if let backendArguments {
+            let backend = try ManagedProcess(
+                Harness.product("crocante-standin-backend"), ["--port", "0", "--record", recordURL.path] + backendArguments,
+                environment: [:], logDirectory: directory, name: "backend")
+            guard Harness.waitUntil({ backend.stdout.contains("listening on") }),
+                let port = backend.stdout.split(separator: "\n").first?.split(separator: ":").last.flatMap({ UInt16($0) })
+            else { throw HarnessError("stand-in backend did not start: \(backend.stderr)") }
+            self.backend = backend
+            backendPort = port
+        } else {
+            backendPort = try Harness.freePort()
+        }
+        try startResponder(environment: environment, arguments: responderArguments)
+        try startNginx()
+    }
+
+    /// The responder's environment: a valid configuration pointing at the stand-in.
+    func responderEnvironment(_ overrides: [String: String]) -> [String: String] {
+        var environment = [
+            "SESSION_SECRET": Harness.secret,
+            "API_GATEWAY": "http://127.0.0.1:\(backendPort)/",
+            "EP_AUTH_LOGOUT": "/auth/logout",
+            "APP_ENV": "production",
+            "CROCANTE_LISTEN": "unix:\(socketPath)",
+            "CROCANTE_SOCKET_MODE": "0666",
+            "CROCANTE_WORKERS": "4",
+            "CROCANTE_DRAIN_TIMEOUT_MS": "3000",
+        ]
+        environment.merge(overrides) { $1 }
+        return environment
+    }
+
+    func startResponder(environment: [String: String], arguments: [String] = []) throws {
+        let responder = try ManagedProcess(
+            Harness.product("crocante-logout"), arguments, environment: responderEnvironment(environment),
+            logDirectory: directory, name: "responder-\(Int.random(in: 0..<1_000_000))")
+        guard Harness.waitUntil({ responder.stderr.contains(" ready") || !responder.process.isRunning }),
+            responder.process.isRunning
+        else { throw HarnessError("responder did not start: \(responder.stderr)") }
+        self.responder = responder
+    }
+
+    /// nginx.conf.example with the socket and the listen address replaced, inside a minimal main config.
+    func startNginx() throws {
+        var site = try String(contentsOf: Harness.packageRoot.appendingPathComponent("nginx.conf.example"), encoding: .utf8)
+        site = site.replacingOccurrences(of: "unix:/run/crocante-logout/fcgi.sock", with: "unix:\(socketPath)")
+        site = site.replacingOccurrences(of: "listen 80;", with: "listen 127.0.0.1:\(nginxPort);")
+        let root = directory.path
+        let main = """
+            \(geteuid() == 0 ? "user root;" : "")
+            worker_processes 1;
+            error_log \(root)/nginx-error.log warn;
+            pid \(root)/nginx.pid;
+            events { worker_connections 1024; }
+            http {
+                access_log off;
+                client_body_temp_path \(root)/body;
+                fastcgi_temp_path \(root)/fastcgi;
+                proxy_temp_path \(root)/proxy;
+                uwsgi_temp_path \(root)/uwsgi;
+                scgi_temp_path \(root)/scgi;
+                include \(root)/site.conf;
+            }
+            """
+        try site.write(to: directory.appendingPathComponent("site.conf"), atomically: true, encoding: .utf8)
+        try main.write(to: directory.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(root)/fastcgi_params")
+        let nginx = try ManagedProcess(
+            URL(fileURLWithPath: "/usr/sbin/nginx"), ["-p", root, "-c", "\(root)/nginx.conf", "-g", "daemon off;"],
+            environment: [:], logDirectory: directory, name: "nginx")
+        guard Harness.waitUntil({ Self.accepts(port: nginxPort) || !nginx.process.isRunning }), nginx.process.isRunning else {
+            throw HarnessError("nginx did not start: \(nginx.stderr)")
+        }
+        self.nginx = nginx
+    }
+
+    private static func accepts(port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// An HTTP answer as curl saw it.
+    struct Answer {
+        let status: Int
+        /// Header lines in order, as sent (without the status line).
+        let headerLines: [String]
+        let body: String
+
+        func header(_ name: String) -> String? {
+            headerLines.first { $0.lowercased().hasPrefix(name.lowercased() + ":") }
+                .map { String($0.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces) }
+        }
+    }
+
+    /// One request through nginx with curl.
+    func request(_ method: String = "POST", path: String = "/api/auth/logout", headers: [String] = [], extra: [String] = [])
+        throws -> Answer
+    {
+        var arguments = ["-sS", "-i", "--max-time", "30", "-X", method]
+        if method == "HEAD" { arguments = ["-sS", "-i", "--max-time", "30", "-I"] }
+        for header in headers { arguments += ["-H", header] }
+        arguments += extra + ["http://127.0.0.1:\(nginxPort)\(path)"]
+        let result = try Harness.run("/usr/bin/curl", arguments)
+        guard result.status == 0 else { throw HarnessError("curl failed (\(result.status)): \(result.stderr)") }
+        let parts = result.stdout.components(separatedBy: "\r\n\r\n")
+        let lines = parts[0].components(separatedBy: "\r\n")
+        guard let status = lines.first?.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
+            throw HarnessError("no status line in: \(result.stdout)")
+        }
+        return Answer(status: status, headerLines: Array(lines.dropFirst()), body: parts.dropFirst().joined(separator: "\r\n\r\n"))
+    }
+
+    /// POST /api/auth/logout with the given session cookie value (or none).
+    func logout(cookie: String?) throws -> Answer {
+        try request(headers: cookie.map { ["Cookie: crocante_session=\($0)"] } ?? [])
+    }
+
+    /// One request the stand-in backend recorded.
+    struct BackendRequest: Decodable {
+        let method: String
+        let uri: String
+        let headers: [[String]]
+
+        func header(_ name: String) -> String? {
+            headers.first { $0[0].lowercased() == name.lowercased() }?[1]
+        }
+    }
+
+    /// Everything the stand-in backend has received so far.
+    func backendRequests() -> [BackendRequest] {
+        guard let text = try? String(contentsOf: recordURL, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(BackendRequest.self, from: Data($0.utf8)) }
+    }
+
+    /// Stops everything, responder first so its exit can be inspected by the caller before this.
+    func stop() {
+        responder?.stop()
+        nginx?.stop()
+        backend?.stop()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
