@@ -13,7 +13,7 @@ import Logging
 /// | `APP_ENV` (or `NEXT_PUBLIC_APP_ENV`) | `development`, `staging`, `production` | `production` |
 /// | `CROCANTE_LISTEN` | `auto`, `unix:/path`, `IPv4:port`, `[IPv6]:port` | `auto` |
 /// | `CROCANTE_SOCKET_MODE` | octal permissions of a unix socket it creates | `0660` |
-/// | `CROCANTE_WORKERS` | FastCGI worker threads, 1–1024 | 2 × processors |
+/// | `CROCANTE_WORKERS` | FastCGI worker threads, 1–1024 | 2 × processors (at least 2) |
 /// | `CROCANTE_LOGOUT_PATH` | path served | `/api/auth/logout` |
 /// | `CROCANTE_QUEUE_CAPACITY` | revocations waiting, 1–1000000 | `10000` |
 /// | `CROCANTE_BACKEND_CONCURRENCY` | backend calls at once, 1–1024 | `16` |
@@ -62,7 +62,7 @@ public struct Configuration: Sendable {
         socketMode = try reader.parsed("CROCANTE_SOCKET_MODE", default: 0o660) { text in
             UInt32(text, radix: 8).flatMap { $0 <= 0o777 ? $0 : nil }
         }
-        workers = try reader.integer("CROCANTE_WORKERS", default: max(2, 2 * processorCount), in: 1...1024)
+        workers = try reader.integer("CROCANTE_WORKERS", default: min(1024, max(2, 2 * processorCount)), in: 1...1024)
         logoutPath = try reader.parsed("CROCANTE_LOGOUT_PATH", default: "/api/auth/logout") { path in
             path.hasPrefix("/") && path.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) && !path.contains("?") ? path : nil
         }
@@ -94,12 +94,18 @@ public struct Configuration: Sendable {
 private struct SettingReader {
     let environment: [String: String]
 
-    /// The value under `name`, else under the origin's `NEXT_PUBLIC_` spelling; empty counts as unset.
+    /// Settings the origin's `.env` files spell with `NEXT_PUBLIC_`. Never a secret: Next.js
+    /// ships `NEXT_PUBLIC_*` values to the browser.
+    private static let publicSpellings: Set = ["API_GATEWAY", "EP_AUTH_LOGOUT", "APP_ENV"]
+
+    /// The value under `name`, else under its `NEXT_PUBLIC_` spelling where the origin has one;
+    /// empty counts as unset.
     func optional(_ name: String) -> String? {
-        for key in [name, "NEXT_PUBLIC_" + name] {
-            if let value = environment[key], !value.isEmpty { return value }
+        if let value = environment[name], !value.isEmpty { return value }
+        guard Self.publicSpellings.contains(name), let value = environment["NEXT_PUBLIC_" + name], !value.isEmpty else {
+            return nil
         }
-        return nil
+        return value
     }
 
     func required(_ name: String) throws(CrocanteError) -> String {
@@ -115,7 +121,9 @@ private struct SettingReader {
 
     func integer(_ name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(CrocanteError) -> Int {
         guard let text = optional(name) else { return defaultValue }
-        guard let value = Int(text), range.contains(value) else {
+        guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let value = Int(text),
+            range.contains(value)
+        else {
             throw .invalidSetting(name, reason: "\(quoted(text)) is not a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return value

@@ -26,7 +26,8 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
             self = .unix(path: path)
         } else {
             guard let colon = text.lastIndex(of: ":"),
-                let port = UInt16(text[text.index(after: colon)...]), port > 0
+                case let portText = text[text.index(after: colon)...], portText.allSatisfy(\.isASCII),
+                portText.allSatisfy(\.isNumber), let port = UInt16(portText), port > 0
             else { return nil }
             var host = String(text[..<colon])
             let bracketed = host.hasPrefix("[") && host.hasSuffix("]")

@@ -31,6 +31,8 @@ public final class RevocationQueue: Sendable {
         var waiting = Deque<AccessToken>()
         var inFlight = 0
         var accepting = true
+        /// Set when `drain` gave up: late outcomes were already counted as lost.
+        var drained = false
         var counts = Counts()
         var lastDropLog: ContinuousClock.Instant?
         var droppedSinceLog = 0
@@ -108,12 +110,14 @@ public final class RevocationQueue: Sendable {
             if idle { break }
             usleep(5_000)
         }
-        let counts = state.withLock { state -> Counts in
-            let left = state.waiting.count + state.inFlight
-            state.counts.lost += left
+        state.withLock { state in
+            // Calls still running are written off now; `finished` ignores them if they end later.
+            state.counts.lost += state.waiting.count + state.inFlight
             state.waiting.removeAll()
-            return state.counts
+            state.inFlight = 0
+            state.drained = true
         }
+        let counts = self.counts
         if counts.lost > 0 {
             logger.error("revocations lost at shutdown: their tokens stay alive until they expire", metadata: ["lost": "\(counts.lost)"])
         }
@@ -128,6 +132,7 @@ public final class RevocationQueue: Sendable {
 
     private func finished(_ token: AccessToken, _ outcome: RevocationOutcome) {
         let next = state.withLock { state -> AccessToken? in
+                guard !state.drained else { return nil }
             switch outcome {
             case .revoked: state.counts.revoked += 1
             case .rejected: state.counts.rejected += 1

@@ -1,0 +1,196 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A stand-in for the backend's logout endpoint: answers as told and records every request it
+/// sees, for the quick start and the tests. Listens on loopback only.
+@main
+struct StandInBackend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crocante-standin-backend",
+        abstract: "Stand-in backend: records every request, answers as told (loopback only).",
+        discussion: "Prints `listening on HOST:PORT` once ready, then one line per request received."
+    )
+
+    enum Behavior: String, ExpressibleByArgument, CaseIterable {
+        /// Answer with --status after --delay-ms.
+        case answer
+        /// Read the request and never answer, keeping the connection open.
+        case blackhole
+        /// Send a partial answer, then reset the connection.
+        case reset
+    }
+
+    @Option(help: "Loopback address to bind: 127.0.0.1 or ::1.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to bind; 0 picks a free one.")
+    var port = 0
+
+    @Option(help: "HTTP status to answer with.")
+    var status = 200
+
+    @Option(help: "Milliseconds to wait before answering.")
+    var delayMs = 0
+
+    @Option(help: "Extra response header, as 'Name: value' (repeatable).")
+    var header: [String] = []
+
+    @Option(help: "answer, blackhole or reset.")
+    var behavior: Behavior = .answer
+
+    @Option(help: "File to append one JSON line per request to (method, uri, headers, body).")
+    var record: String?
+
+    func validate() throws {
+        guard host == "127.0.0.1" || host == "::1" else { throw ValidationError("--host must be a loopback address") }
+    }
+
+    func run() throws {
+        // A parent may have left SIGTERM ignored or blocked; the tests stop this process with it.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for stopSignal in [SIGTERM, SIGINT] {
+            signal(stopSignal, SIG_DFL)
+            sigaddset(&stopSignals, stopSignal)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+
+        let recorder = try Recorder(path: record)
+        let reply = Reply(
+            status: HTTPResponseStatus(statusCode: status), delay: .milliseconds(Int64(delayMs)),
+            headers: header.compactMap { line in
+                line.firstIndex(of: ":").map {
+                    (String(line[..<$0]), line[line.index(after: $0)...].trimmingCharacters(in: .whitespaces))
+                }
+            }, behavior: behavior)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(RequestHandler(reply: reply, recorder: recorder))
+                }
+            }
+            .bind(host: host, port: port)
+            .wait()
+        let bound = channel.localAddress?.port ?? port
+        say(host.contains(":") ? "listening on [\(host)]:\(bound)" : "listening on \(host):\(bound)")
+        try channel.closeFuture.wait()
+    }
+}
+
+/// One unbuffered line on stdout, so a test reading the pipe sees it at once.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// How to answer, fixed for the process's life.
+struct Reply: Sendable {
+    let status: HTTPResponseStatus
+    let delay: TimeAmount
+    let headers: [(String, String)]
+    let behavior: StandInBackend.Behavior
+}
+
+/// Appends one JSON line per request to a file, and a short line to stdout.
+final class Recorder: Sendable {
+    private let file: Mutex<FileHandle?>
+
+    init(path: String?) throws {
+        if let path {
+            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.seekToEnd()
+            file = Mutex(handle)
+        } else {
+            file = Mutex(nil)
+        }
+    }
+
+    struct Entry: Encodable {
+        let method: String
+        let uri: String
+        let headers: [[String]]
+        let body: String
+    }
+
+    func record(_ head: HTTPRequestHead, body: ByteBuffer) {
+        let entry = Entry(
+            method: head.method.rawValue, uri: head.uri, headers: head.headers.map { [$0.name, $0.value] },
+            body: String(buffer: body))
+        guard var line = try? JSONEncoder().encode(entry) else { return }
+        line.append(UInt8(ascii: "\n"))
+        file.withLock { try? $0?.write(contentsOf: line) }
+        say("\(head.method.rawValue) \(head.uri)")
+    }
+}
+
+final class RequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let reply: Reply
+    private let recorder: Recorder
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+
+    init(reply: Reply, recorder: Recorder) {
+        self.reply = reply
+        self.recorder = recorder
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.clear()
+        case .body(var chunk):
+            body.writeBuffer(&chunk)
+        case .end:
+            guard let head else { return }
+            recorder.record(head, body: body)
+            respond(context: context, keepAlive: head.isKeepAlive)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, keepAlive: Bool) {
+        switch reply.behavior {
+        case .blackhole:
+            return
+        case .reset:
+            var headers = HTTPHeaders([("Content-Length", "100")])
+            headers.add(name: "Content-Type", value: "application/json")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "{\"par")))), promise: nil)
+            // SO_LINGER 0 turns the close into a TCP reset.
+            let channel = context.channel
+            guard let provider = channel as? any SocketOptionProvider else {
+                channel.close(promise: nil)
+                return
+            }
+            provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        case .answer:
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let reply = reply
+            context.eventLoop.scheduleTask(in: reply.delay) {
+                let context = loopBound.value
+                let body = ByteBuffer(string: reply.status.code < 300 ? "{}" : "{\"error\":\"stand-in\"}")
+                var headers = HTTPHeaders(reply.headers)
+                headers.add(name: "Content-Type", value: "application/json")
+                headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+                if !keepAlive { headers.add(name: "Connection", value: "close") }
+                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+                    if !keepAlive { context.close(promise: nil) }
+                }
+            }
+        }
+    }
+}
