@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import FastCGI
 import Logging
 import LogoutCore
@@ -12,12 +13,14 @@ final class Application {
     let revocations: RevocationQueue
     let notifier: HTTPBackendNotifier
     let socket: ListeningSocket
+    let environment: [String: String]
 
     init(
-        configuration: Configuration, logger: Logger, socket: ListeningSocket,
+        configuration: Configuration, environment: [String: String], logger: Logger, socket: ListeningSocket,
         server: FastCGIServer<LogoutResponder>, revocations: RevocationQueue, notifier: HTTPBackendNotifier
     ) {
         self.configuration = configuration
+        self.environment = environment
         self.logger = logger
         self.socket = socket
         self.server = server
@@ -34,6 +37,7 @@ final class Application {
             logger.critical("cannot start workers", metadata: ["error": "\(error)"])
             return
         }
+        SystemdNotify.send("READY=1\nMAINPID=\(getpid())", environment: environment)
         logger.notice(
             "ready",
             metadata: [
@@ -43,6 +47,7 @@ final class Application {
 
         let signal = ShutdownSignals.wait()
         logger.notice("stopping", metadata: ["signal": "\(ShutdownSignals.name(signal))"])
+        SystemdNotify.send("STOPPING=1", environment: environment)
         reportLaterSignals()
         server.stop()
         server.wait()
@@ -95,11 +100,13 @@ func buildApplication(configuration: Configuration, environment: [String: String
     let endpoint = LogoutEndpoint(
         path: configuration.logoutPath, opener: SealedSession.Opener(secrets: configuration.sessionSecrets),
         secureCookie: configuration.secureCookie)
+    let workerCounters = WorkerCounters()
+    let responder = LogoutResponder(
+        endpoint: endpoint, revocations: revocations, configuration: configuration, workers: workerCounters)
     let server = FastCGIServer(
-        socket: socket, responder: LogoutResponder(endpoint: endpoint, revocations: revocations),
-        workers: configuration.workers, logger: logger)
+        socket: socket, responder: responder, workers: configuration.workers, counters: workerCounters, logger: logger)
     return Application(
-        configuration: configuration, logger: logger, socket: socket, server: server,
+        configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
         revocations: revocations, notifier: notifier)
 }
 

@@ -19,16 +19,10 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let threads = Mutex<[pthread_t]>([])
     /// Counters for the status page.
-    public let counters = Counters()
+    public let counters: WorkerCounters
 
-    /// Read by the status page; updated by workers.
-    public final class Counters: Sendable {
-        public let accepted = Atomic<Int>(0)
-        public let active = Atomic<Int>(0)
-        public let maxActive = Atomic<Int>(0)
-    }
-
-    public init(socket: ListeningSocket, responder: Responder, workers: Int, logger: Logger) {
+    public init(socket: ListeningSocket, responder: Responder, workers: Int, counters: WorkerCounters, logger: Logger) {
+        self.counters = counters
         self.socket = socket
         self.responder = responder
         self.workerCount = workers
@@ -106,6 +100,18 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         slot.finish()
         if let followUp { responder.afterResponse(followUp) }
     }
+}
+
+/// What the workers have done, for the status page; updated with relaxed atomics.
+public final class WorkerCounters: Sendable {
+    /// Connections accepted since start.
+    public let accepted = Atomic<Int>(0)
+    /// Workers serving a connection now.
+    public let active = Atomic<Int>(0)
+    /// The most workers ever busy at once.
+    public let maxActive = Atomic<Int>(0)
+
+    public init() {}
 }
 
 /// How long a connection may take to send its request before the worker gives up on it.

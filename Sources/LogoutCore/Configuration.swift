@@ -6,8 +6,8 @@ import Logging
 ///
 /// | Variable | Type | Default |
 /// |---|---|---|
-/// | `SESSION_SECRET` | string, at least 32 bytes | required |
-/// | `SESSION_SECRET_PREVIOUS` | string, at least 32 bytes; also opens cookies (rotation) | unset |
+/// | `SESSION_SECRET` | string, at least 32 bytes; else read from `SESSION_SECRET_FILE`, else from the systemd credential `session_secret` | required |
+/// | `SESSION_SECRET_PREVIOUS` | as above (`SESSION_SECRET_PREVIOUS_FILE`, credential `session_secret_previous`); also opens cookies (rotation) | unset |
 /// | `API_GATEWAY` (or `NEXT_PUBLIC_API_GATEWAY`) | `http`/`https` URL | required |
 /// | `EP_AUTH_LOGOUT` (or `NEXT_PUBLIC_EP_AUTH_LOGOUT`) | path on the gateway | required |
 /// | `APP_ENV` (or `NEXT_PUBLIC_APP_ENV`) | `development`, `staging`, `production` | `production` |
@@ -15,6 +15,8 @@ import Logging
 /// | `CROCANTE_SOCKET_MODE` | octal permissions of a unix socket it creates | `0660` |
 /// | `CROCANTE_WORKERS` | FastCGI worker threads, 1–1024 | 2 × processors (at least 2) |
 /// | `CROCANTE_LOGOUT_PATH` | path served | `/api/auth/logout` |
+/// | `CROCANTE_STATUS_PATH` | counters as JSON or Prometheus text | `/crocante-logout/status` |
+/// | `CROCANTE_PING_PATH` | liveness, answers `pong` | `/crocante-logout/ping` |
 /// | `CROCANTE_QUEUE_CAPACITY` | revocations waiting, 1–1000000 | `10000` |
 /// | `CROCANTE_BACKEND_CONCURRENCY` | backend calls at once, 1–1024 | `16` |
 /// | `CROCANTE_BACKEND_CONNECT_TIMEOUT_MS` | connect deadline, 1–60000 | `1000` |
@@ -31,6 +33,10 @@ public struct Configuration: Sendable {
     public var socketMode: UInt32
     public var workers: Int
     public var logoutPath: String
+    /// Answers the counters as JSON, or Prometheus text with `?format=prometheus`.
+    public var statusPath: String
+    /// Answers `pong`.
+    public var pingPath: String
     public var queueCapacity: Int
     public var backendConcurrency: Int
     public var backendConnectTimeout: Duration
@@ -47,11 +53,18 @@ public struct Configuration: Sendable {
     /// - Parameters:
     ///   - environment: variable names to values (the process environment, with flags merged in).
     ///   - processorCount: sets the default worker count.
-    public init(environment: [String: String], processorCount: Int) throws(CrocanteError) {
-        let reader = SettingReader(environment: environment)
-        sessionSecret = try SessionSecret(try reader.required("SESSION_SECRET"), setting: "SESSION_SECRET")
-        previousSessionSecret = try reader.optional("SESSION_SECRET_PREVIOUS").map { value throws(CrocanteError) in
-            try SessionSecret(value, setting: "SESSION_SECRET_PREVIOUS")
+    ///   - readFile: the contents of a file, or nil when it cannot be read (for `*_FILE` and credentials).
+    public init(
+        environment: [String: String], processorCount: Int,
+        readFile: @escaping (String) -> String? = Configuration.readTextFile
+    ) throws(CrocanteError) {
+        let reader = SettingReader(environment: environment, readFile: readFile)
+        guard let current = try reader.secret("SESSION_SECRET", credential: "session_secret") else {
+            throw .missingSetting("SESSION_SECRET")
+        }
+        sessionSecret = try SessionSecret(current.value, setting: current.source)
+        previousSessionSecret = try reader.secret("SESSION_SECRET_PREVIOUS", credential: "session_secret_previous").map {
+            found throws(CrocanteError) in try SessionSecret(found.value, setting: found.source)
         }
         backendURL = Self.joinURL(
             gateway: try reader.gateway("API_GATEWAY"),
@@ -63,8 +76,11 @@ public struct Configuration: Sendable {
             UInt32(text, radix: 8).flatMap { $0 <= 0o777 ? $0 : nil }
         }
         workers = try reader.integer("CROCANTE_WORKERS", default: min(1024, max(2, 2 * processorCount)), in: 1...1024)
-        logoutPath = try reader.parsed("CROCANTE_LOGOUT_PATH", default: "/api/auth/logout") { path in
-            path.hasPrefix("/") && path.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) && !path.contains("?") ? path : nil
+        logoutPath = try reader.path("CROCANTE_LOGOUT_PATH", default: "/api/auth/logout")
+        statusPath = try reader.path("CROCANTE_STATUS_PATH", default: "/crocante-logout/status")
+        pingPath = try reader.path("CROCANTE_PING_PATH", default: "/crocante-logout/ping")
+        guard Set([logoutPath, statusPath, pingPath]).count == 3 else {
+            throw .invalidSetting("CROCANTE_STATUS_PATH", reason: "the logout, status and ping paths must differ")
         }
         queueCapacity = try reader.integer("CROCANTE_QUEUE_CAPACITY", default: 10_000, in: 1...1_000_000)
         backendConcurrency = try reader.integer("CROCANTE_BACKEND_CONCURRENCY", default: 16, in: 1...1024)
@@ -93,6 +109,37 @@ public struct Configuration: Sendable {
 /// Reads one setting at a time, naming the variable in every error.
 private struct SettingReader {
     let environment: [String: String]
+    let readFile: (String) -> String?
+
+    /// A secret from `name`, else from the file `name_FILE` names, else from the systemd
+    /// credential (`$CREDENTIALS_DIRECTORY/credential`); with the setting to blame if it is bad.
+    func secret(_ name: String, credential: String) throws(CrocanteError) -> (value: String, source: String)? {
+        if let value = optional(name) { return (value, name) }
+        if let path = optional(name + "_FILE") {
+            guard let text = readFile(path) else { throw .invalidSetting(name + "_FILE", reason: "cannot read \(quoted(path))") }
+            return (Self.withoutFinalNewline(text), name + "_FILE")
+        }
+        if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty,
+            let text = readFile(directory + "/" + credential)
+        {
+            return (Self.withoutFinalNewline(text), "credential \(credential)")
+        }
+        return nil
+    }
+
+    /// Editors and `echo` end files with a newline that is not part of the secret.
+    private static func withoutFinalNewline(_ text: String) -> String {
+        var text = Substring(text)
+        if text.hasSuffix("\n") { text = text.dropLast() }
+        if text.hasSuffix("\r") { text = text.dropLast() }
+        return String(text)
+    }
+
+    func path(_ name: String, default defaultValue: String) throws(CrocanteError) -> String {
+        try parsed(name, default: defaultValue) { path in
+            path.hasPrefix("/") && path.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) && !path.contains("?") ? path : nil
+        }
+    }
 
     /// Settings the origin's `.env` files spell with `NEXT_PUBLIC_`. Never a secret: Next.js
     /// ships `NEXT_PUBLIC_*` values to the browser.
@@ -164,6 +211,8 @@ extension Configuration {
             "CROCANTE_SOCKET_MODE=0\(String(socketMode, radix: 8))",
             "CROCANTE_WORKERS=\(workers)",
             "CROCANTE_LOGOUT_PATH=\(logoutPath)",
+            "CROCANTE_STATUS_PATH=\(statusPath)",
+            "CROCANTE_PING_PATH=\(pingPath)",
             "CROCANTE_QUEUE_CAPACITY=\(queueCapacity)",
             "CROCANTE_BACKEND_CONCURRENCY=\(backendConcurrency)",
             "CROCANTE_BACKEND_CONNECT_TIMEOUT_MS=\(backendConnectTimeout.milliseconds)",
@@ -171,6 +220,14 @@ extension Configuration {
             "CROCANTE_DRAIN_TIMEOUT_MS=\(drainTimeout.milliseconds)",
             "CROCANTE_LOG_LEVEL=\(logLevel.rawValue)",
         ].joined(separator: "\n")
+    }
+}
+
+extension Configuration {
+    /// Reads a whole file as UTF-8 text; nil when it cannot be read.
+    public static func readTextFile(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return String(data: data, encoding: .utf8)
     }
 }
 

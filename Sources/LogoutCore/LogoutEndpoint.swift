@@ -5,6 +5,14 @@
 public struct LogoutEndpoint: Sendable {
     /// What to answer and what to revoke.
     public struct Decision: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable {
+            /// A POST on the logout path, whatever its cookie held.
+            case logout
+            case methodNotAllowed
+            case notFound
+        }
+
+        public let kind: Kind
         public let response: LogoutResponse
         public let tokenToRevoke: AccessToken?
     }
@@ -24,9 +32,11 @@ public struct LogoutEndpoint: Sendable {
     ///   - path: the request path without its query (`DOCUMENT_URI`).
     ///   - cookieHeader: the raw `Cookie` header bytes (`HTTP_COOKIE`), if any.
     public func decide(method: String, path: String, cookieHeader: some Collection<UInt8>) -> Decision {
-        guard path == self.path else { return Decision(response: .notFound, tokenToRevoke: nil) }
-        guard method == "POST" else { return Decision(response: .methodNotAllowed, tokenToRevoke: nil) }
+        guard path == self.path else { return Decision(kind: .notFound, response: .notFound, tokenToRevoke: nil) }
+        guard method == "POST" else {
+            return Decision(kind: .methodNotAllowed, response: .methodNotAllowed, tokenToRevoke: nil)
+        }
         let token = SessionCookie.value(in: cookieHeader).flatMap { opener.token(fromCookieValue: $0) }
-        return Decision(response: loggedOut, tokenToRevoke: token)
+        return Decision(kind: .logout, response: loggedOut, tokenToRevoke: token)
     }
 }

@@ -6,9 +6,10 @@ public struct LogoutResponse: Sendable, Equatable {
     /// The complete CGI response: headers, blank line, body.
     public let bytes: [UInt8]
 
-    init(status: String, headers: [(String, String)], body: String) {
+    /// Renders a response; every one carries `Content-Length` and `Cache-Control: no-store`.
+    public init(status: String, contentType: String = "application/json", headers: [(String, String)] = [], body: String) {
         var text = "Status: \(status)\r\n"
-        text += "Content-Type: application/json\r\n"
+        text += "Content-Type: \(contentType)\r\n"
         text += "Content-Length: \(body.utf8.count)\r\n"
         text += "Cache-Control: no-store\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }

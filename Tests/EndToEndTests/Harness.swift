@@ -44,6 +44,21 @@ enum Harness {
         return UInt16(bigEndian: address.sin_port)
     }
 
+    /// A listening unix socket at `path` (mode 0666), held by the test as systemd holds one.
+    static func listeningUnixSocket(at path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0, chmod(path, 0o666) == 0, listen(fd, 4096) == 0 else {
+            throw HarnessError("cannot listen on \(path): \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+
     /// Polls `condition` until it holds or `timeout` passes; the bound only guards against hangs.
     static func waitUntil(timeout: Duration = .seconds(20), _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout
@@ -107,7 +122,10 @@ final class ManagedProcess {
     let stdoutURL: URL
     let stderrURL: URL
 
-    init(_ executable: URL, _ arguments: [String], environment: [String: String], logDirectory: URL, name: String) throws {
+    init(
+        _ executable: URL, _ arguments: [String], environment: [String: String], logDirectory: URL, name: String,
+        standardInput: FileHandle = FileHandle.nullDevice
+    ) throws {
         stdoutURL = logDirectory.appendingPathComponent("\(name).stdout")
         stderrURL = logDirectory.appendingPathComponent("\(name).stderr")
         FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
@@ -117,7 +135,7 @@ final class ManagedProcess {
         process.environment = environment
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = standardInput
         try process.run()
     }
 

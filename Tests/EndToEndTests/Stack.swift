@@ -15,13 +15,21 @@ final class Stack {
     private(set) var backendPort: UInt16 = 0
     private(set) var responder: ManagedProcess!
     private(set) var nginx: ManagedProcess!
+    /// The listening socket this test process holds for its responders, if it does.
+    let heldSocket: Int32?
 
     /// - Parameters:
     ///   - backendArguments: stand-in flags, e.g. `["--status", "500"]`; nil leaves nothing listening (refused).
     ///   - environment: settings for the responder, over the defaults below.
-    init(backendArguments: [String]? = [], environment: [String: String] = [:], responderArguments: [String] = []) throws {
+    ///   - holdSocket: create the listening socket here and hand it to each responder as systemd
+    ///     does (`LISTEN_FDS`, fd 3), so responders can be restarted while it stays open.
+    init(
+        backendArguments: [String]? = [], environment: [String: String] = [:], responderArguments: [String] = [],
+        holdSocket: Bool = false
+    ) throws {
         directory = try Harness.temporaryDirectory()
         socketPath = directory.appendingPathComponent("fcgi.sock").path
+        heldSocket = holdSocket ? try Harness.listeningUnixSocket(at: socketPath) : nil
         recordURL = directory.appendingPathComponent("backend.jsonl")
         nginxPort = try Harness.freePort()
         if let backendArguments {
@@ -56,10 +64,24 @@ final class Stack {
         return environment
     }
 
-    func startResponder(environment: [String: String], arguments: [String] = []) throws {
-        let responder = try ManagedProcess(
-            Harness.product("crocante-logout"), arguments, environment: responderEnvironment(environment),
-            logDirectory: directory, name: "responder-\(Int.random(in: 0..<1_000_000))")
+    func startResponder(environment: [String: String] = [:], arguments: [String] = []) throws {
+        let binary = Harness.product("crocante-logout")
+        let responder: ManagedProcess
+        if let heldSocket {
+            // As systemd does: the socket at fd 3, LISTEN_FDS=1, LISTEN_PID the responder's own pid
+            // (sh sets it, then execs the responder in its place, keeping the pid).
+            var environment = responderEnvironment(environment)
+            environment["CROCANTE_LISTEN"] = "auto"
+            responder = try ManagedProcess(
+                URL(fileURLWithPath: "/bin/sh"),
+                ["-c", #"exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@""#, binary.path] + arguments,
+                environment: environment, logDirectory: directory, name: "responder-\(Int.random(in: 0..<1_000_000))",
+                standardInput: FileHandle(fileDescriptor: heldSocket, closeOnDealloc: false))
+        } else {
+            responder = try ManagedProcess(
+                binary, arguments, environment: responderEnvironment(environment),
+                logDirectory: directory, name: "responder-\(Int.random(in: 0..<1_000_000))")
+        }
         guard Harness.waitUntil({ responder.stderr.contains(" ready") || !responder.process.isRunning }),
             responder.process.isRunning
         else { throw HarnessError("responder did not start: \(responder.stderr)") }
@@ -174,6 +196,7 @@ final class Stack {
 
     deinit {
         stop()
+        if let heldSocket { close(heldSocket) }
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -1,0 +1,50 @@
+import Revocation
+
+/// The counters the status path shows, as php-fpm's status page shows its pool's, rendered as
+/// JSON or in the Prometheus text exposition format.
+struct StatusReport: Equatable {
+    var startTime: Int
+    var uptimeSeconds: Int
+    var acceptedRequests: Int
+    var activeWorkers: Int
+    var totalWorkers: Int
+    var maxActiveWorkers: Int
+    var logouts: Int
+    var sessionsOpened: Int
+    var revocations: RevocationQueue.Counts
+    var queueCapacity: Int
+
+    /// Name, help text, Prometheus type and value of every figure, in the order shown.
+    private var figures: [(name: String, help: String, type: String, value: Int)] {
+        [
+            ("start_time", "Start time, seconds since the epoch", "gauge", startTime),
+            ("uptime_seconds", "Seconds since start", "gauge", uptimeSeconds),
+            ("accepted_requests", "FastCGI connections accepted", "counter", acceptedRequests),
+            ("active_workers", "Workers serving a request now", "gauge", activeWorkers),
+            ("total_workers", "Worker threads", "gauge", totalWorkers),
+            ("max_active_workers", "Most workers busy at once", "gauge", maxActiveWorkers),
+            ("logouts", "POST requests answered on the logout path", "counter", logouts),
+            ("sessions_opened", "Logouts whose cookie held a usable session", "counter", sessionsOpened),
+            ("revocations_queued", "Revocations accepted into the queue", "counter", revocations.queued),
+            ("revocations_in_flight", "Backend calls running now", "gauge", revocations.inFlight),
+            ("revocations_revoked", "Backend answered 2xx", "counter", revocations.revoked),
+            ("revocations_rejected", "Backend answered 4xx", "counter", revocations.rejected),
+            ("revocations_failed", "5xx, timeout or connection error", "counter", revocations.failed),
+            ("revocations_dropped", "Not queued: queue full or closed", "counter", revocations.dropped),
+            ("queue_capacity", "Revocations that may wait", "gauge", queueCapacity),
+            ("queue_depth", "Revocations waiting now", "gauge", revocations.waiting),
+        ]
+    }
+
+    var json: String {
+        "{" + figures.map { "\"\($0.name)\":\($0.value)" }.joined(separator: ",") + "}"
+    }
+
+    /// Counters get the conventional `_total` suffix; every name is prefixed `crocante_logout_`.
+    var prometheus: String {
+        figures.map { figure in
+            let name = "crocante_logout_" + figure.name + (figure.type == "counter" ? "_total" : "")
+            return "# HELP \(name) \(figure.help).\n# TYPE \(name) \(figure.type)\n\(name) \(figure.value)\n"
+        }.joined()
+    }
+}
