@@ -15,6 +15,10 @@ final class Stack {
     private(set) var backendPort: UInt16 = 0
     private(set) var responder: ManagedProcess!
     private(set) var nginx: ManagedProcess!
+    /// Hand the held socket over as fd 0 (spawn-fcgi, `StandardInput=socket`) instead of `LISTEN_FDS`.
+    let socketAsStandardInput: Bool
+    /// Where nginx sends FastCGI and the responder listens: `unix:/path` or `host:port`.
+    let fastcgiAddress: String
     /// The listening socket this test process holds for its responders, if it does.
     let heldSocket: Int32?
 
@@ -25,10 +29,17 @@ final class Stack {
     ///     does (`LISTEN_FDS`, fd 3), so responders can be restarted while it stays open.
     init(
         backendArguments: [String]? = [], environment: [String: String] = [:], responderArguments: [String] = [],
-        holdSocket: Bool = false
+        holdSocket: Bool = false, socketAsStandardInput: Bool = false, tcpHost: String? = nil
     ) throws {
+        self.socketAsStandardInput = socketAsStandardInput
         directory = try Harness.temporaryDirectory()
         socketPath = directory.appendingPathComponent("fcgi.sock").path
+        if let tcpHost {
+            let port = try Harness.freePort()
+            fastcgiAddress = tcpHost.contains(":") ? "[\(tcpHost)]:\(port)" : "\(tcpHost):\(port)"
+        } else {
+            fastcgiAddress = "unix:\(socketPath)"
+        }
         heldSocket = holdSocket ? try Harness.listeningUnixSocket(at: socketPath) : nil
         recordURL = directory.appendingPathComponent("backend.jsonl")
         nginxPort = try Harness.freePort()
@@ -55,7 +66,7 @@ final class Stack {
             "API_GATEWAY": "http://127.0.0.1:\(backendPort)/",
             "EP_AUTH_LOGOUT": "/auth/logout",
             "APP_ENV": "production",
-            "CROCANTE_LISTEN": "unix:\(socketPath)",
+            "CROCANTE_LISTEN": fastcgiAddress,
             "CROCANTE_SOCKET_MODE": "0666",
             "CROCANTE_WORKERS": "4",
             "CROCANTE_DRAIN_TIMEOUT_MS": "3000",
@@ -67,7 +78,14 @@ final class Stack {
     func startResponder(environment: [String: String] = [:], arguments: [String] = []) throws {
         let binary = Harness.product("crocante-logout")
         let responder: ManagedProcess
-        if let heldSocket {
+        if let heldSocket, socketAsStandardInput {
+            var environment = responderEnvironment(environment)
+            environment["CROCANTE_LISTEN"] = "auto"
+            responder = try ManagedProcess(
+                binary, arguments, environment: environment, logDirectory: directory,
+                name: "responder-\(Int.random(in: 0..<1_000_000))",
+                standardInput: FileHandle(fileDescriptor: heldSocket, closeOnDealloc: false))
+        } else if let heldSocket {
             // As systemd does: the socket at fd 3, LISTEN_FDS=1, LISTEN_PID the responder's own pid
             // (sh sets it, then execs the responder in its place, keeping the pid).
             var environment = responderEnvironment(environment)
@@ -91,7 +109,7 @@ final class Stack {
     /// nginx.conf.example with the socket and the listen address replaced, inside a minimal main config.
     func startNginx() throws {
         var site = try String(contentsOf: Harness.packageRoot.appendingPathComponent("nginx.conf.example"), encoding: .utf8)
-        site = site.replacingOccurrences(of: "unix:/run/crocante-logout/fcgi.sock", with: "unix:\(socketPath)")
+        site = site.replacingOccurrences(of: "unix:/run/crocante-logout/fcgi.sock", with: fastcgiAddress)
         site = site.replacingOccurrences(of: "listen 80;", with: "listen 127.0.0.1:\(nginxPort);")
         let root = directory.path
         let main = """
