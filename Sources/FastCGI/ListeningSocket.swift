@@ -18,8 +18,6 @@ public final class ListeningSocket: Sendable {
 
     /// How long an idle `accept` blocks before the worker looks at the stop flag again.
     static let acceptPollInterval = timeval(tv_sec: 0, tv_usec: 250_000)
-    /// How long a write to a connection may block.
-    static let connectionSendTimeout = timeval(tv_sec: 10, tv_usec: 0)
 
     private init(
         descriptor: Int32, isOwned: Bool, address: String, ownedFile: (path: String, device: dev_t, inode: ino_t)? = nil
@@ -30,9 +28,6 @@ public final class ListeningSocket: Sendable {
         self.address = address
         var timeout = Self.acceptPollInterval
         try check("setsockopt(SO_RCVTIMEO)", setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)))
-        // Accepted connections inherit this: a peer that stops reading cannot hold a worker forever.
-        var sendTimeout = Self.connectionSendTimeout
-        try check("setsockopt(SO_SNDTIMEO)", setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size)))
     }
 
     /// Creates a unix socket at `path`, replacing a stale socket file, with permissions `mode`.

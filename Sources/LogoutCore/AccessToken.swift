@@ -10,17 +10,22 @@ public struct AccessToken: Sendable, Hashable, CustomStringConvertible {
 
     /// Accepts `bytes` as a token when it is non-empty visible ASCII without spaces.
     public init?(validating bytes: some Collection<UInt8>) {
-        guard !bytes.isEmpty, bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else { return nil }
+        guard !bytes.isEmpty else { return nil }
+        for byte in bytes where byte < 0x21 || byte > 0x7E { return nil }
         value = String(decoding: bytes, as: UTF8.self)
     }
 
     /// The first 8 bytes of the token's SHA-256, in hex: enough to match log lines, useless to an attacker.
     public var fingerprint: String {
         let digest = SHA256.hash(data: Array(value.utf8))
-        return digest.prefix(8).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let hexDigits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 16) { buffer in
+            for (index, byte) in digest.prefix(8).enumerated() {
+                buffer[2 * index] = hexDigits[Int(byte >> 4)]
+                buffer[2 * index + 1] = hexDigits[Int(byte & 0x0F)]
+            }
+            return 16
+        }
     }
 
     public var description: String { "AccessToken(\(fingerprint))" }

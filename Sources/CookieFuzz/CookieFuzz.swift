@@ -1,0 +1,158 @@
+// Fuzzing "Cookie header bytes -> session opening -> response" (LogoutEndpoint.decide).
+//
+// Built with `-D FUZZING` (see scripts/fuzz) this file exports libFuzzer's
+// `LLVMFuzzerTestOneInput` and has no main: libFuzzer's own main drives it. Built normally it is
+// a replay tool, `CookieFuzz DIR...`, that runs every file of the given corpus directories
+// through the same function, so the ordinary `swift build` links and checks it.
+//
+// Every input is used twice:
+//  1. as a raw `Cookie` header;
+//  2. as a session plaintext, sealed with the fuzz secret under a fixed iv and put in a
+//     `crocante_session` cookie, so the fuzzer reaches the JSON and legacy-token reading that a
+//     GCM tag otherwise keeps out of reach of mutation.
+// A broken invariant is a `preconditionFailure`, which libFuzzer reports as a crash.
+
+import Crypto
+import ExtrasBase64
+import LogoutCore
+
+#if !FUZZING
+import Foundation
+#endif
+
+enum CookieFuzz {
+    static let logoutPath = "/api/auth/logout"
+    /// Fixed test secrets; never used anywhere but here and in the seed corpus.
+    static let secret = "cookie-fuzz-secret-0123456789abcdef"
+    static let previousSecret = "cookie-fuzz-previous-0123456789abcd"
+
+    static let endpoint = LogoutEndpoint(
+        path: logoutPath,
+        opener: SealedSession.Opener(secrets: [
+            try! SessionSecret(secret, setting: "fuzz"), try! SessionSecret(previousSecret, setting: "fuzz"),
+        ]),
+        secureCookie: true)
+    static let key = SymmetricKey(data: SHA256.hash(data: Array(secret.utf8)))
+    static let iv = [UInt8](repeating: 0x5A, count: 16)
+    static let loggedOut = LogoutResponse.loggedOut(secure: true)
+
+    /// One fuzz input; whether it opened a session as a Cookie header.
+    @discardableResult
+    static func run(_ input: [UInt8]) -> Bool {
+        let token = checkHeader(input)
+        checkPlaintext(input)
+        return token != nil
+    }
+
+    /// The input as a whole `Cookie` header.
+    @discardableResult
+    static func checkHeader(_ header: [UInt8]) -> AccessToken? {
+        let decision = endpoint.decide(method: "POST", path: logoutPath, cookieHeader: header)
+        // Whatever the cookie: 200 with the cleared cookie.
+        guard decision.response == loggedOut else { preconditionFailure("POST did not get the logged-out answer") }
+        if let token = decision.tokenToRevoke { checkToken(token) }
+        // Pure: the same header gets the same decision.
+        guard endpoint.decide(method: "POST", path: logoutPath, cookieHeader: header) == decision else {
+            preconditionFailure("decide is not deterministic")
+        }
+        // Another method never revokes and never clears; another path is 404.
+        let other = endpoint.decide(method: "GET", path: logoutPath, cookieHeader: header)
+        guard other.response == .methodNotAllowed, other.tokenToRevoke == nil else { preconditionFailure("GET revoked or cleared") }
+        let elsewhere = endpoint.decide(method: "POST", path: logoutPath + "/", cookieHeader: header)
+        guard elsewhere.response == .notFound, elsewhere.tokenToRevoke == nil else { preconditionFailure("another path revoked") }
+        // An unrelated cookie before, or another crocante_session after, changes nothing
+        // (pairs split at ';', the first crocante_session wins).
+        let prefixed = endpoint.decide(method: "POST", path: logoutPath, cookieHeader: Array("other=1; ".utf8) + header)
+        guard prefixed.tokenToRevoke == decision.tokenToRevoke else { preconditionFailure("a cookie before changed the token") }
+        let suffixed = endpoint.decide(
+            method: "POST", path: logoutPath, cookieHeader: header + Array("; crocante_session=bm90LWEtc2Vzc2lvbg".utf8))
+        guard suffixed.tokenToRevoke == decision.tokenToRevoke else { preconditionFailure("a later session cookie won") }
+        return decision.tokenToRevoke
+    }
+
+    /// The input as the plaintext of a session sealed with the fuzz secret.
+    static func checkPlaintext(_ plaintext: [UInt8]) {
+        guard let box = try? AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: iv)) else {
+            preconditionFailure("sealing failed")
+        }
+        let value = Base64.encodeToString(
+            bytes: iv + Array(box.tag) + Array(box.ciphertext), options: [.base64UrlAlphabet, .omitPaddingCharacter])
+        let token = checkHeader(Array("a=b; crocante_session=\(value); c=d".utf8))
+        // Quoted, the same cookie opens the same way.
+        guard checkHeader(Array("crocante_session=\"\(value)\"".utf8)) == token else { preconditionFailure("quoting changed the token") }
+        let firstSignificant = plaintext.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        if firstSignificant != UInt8(ascii: "{") {
+            // Not a JSON object: a legacy cookie, whose whole plaintext is the token when it is header-safe.
+            let safe = !plaintext.isEmpty && plaintext.allSatisfy { (0x21...0x7E).contains($0) }
+            guard token.map({ Array($0.value.utf8) == plaintext }) ?? !safe else {
+                preconditionFailure("a legacy plaintext did not yield itself as the token")
+            }
+        }
+    }
+
+    static func checkToken(_ token: AccessToken) {
+        let bytes = Array(token.value.utf8)
+        guard !bytes.isEmpty, bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            preconditionFailure("a token that is not header-safe")
+        }
+        let fingerprint = token.fingerprint
+        guard fingerprint.utf8.count == 16, fingerprint.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
+            token.description == "AccessToken(\(fingerprint))"
+        else { preconditionFailure("a token's description is not its fingerprint") }
+    }
+}
+
+#if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func cookieFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    CookieFuzz.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
+
+/// libFuzzer's driver (`LLVMFuzzerRunDriver`, the function its own `main` calls).
+@_silgen_name("LLVMFuzzerRunDriver")
+func runLibFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+/// SwiftPM links every executable with `--defsym main=CookieFuzz_main` (so tests can link
+/// executables); with `-parse-as-library` and no `@main` that symbol would be missing. It hands
+/// over to libFuzzer's driver exactly as libFuzzer's `main` does.
+@_cdecl("CookieFuzz_main")
+public func cookieFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runLibFuzzerDriver(&argc, &argv, cookieFuzzTestOneInput)
+}
+#else
+/// Replays corpus directories (or single files) through the fuzz function.
+@main
+struct CookieFuzzReplay {
+    static func main() {
+        let paths = CommandLine.arguments.dropFirst()
+        guard !paths.isEmpty else {
+            FileHandle.standardError.write(Data("usage: CookieFuzz CORPUS_DIR_OR_FILE...\n".utf8))
+            exit(64)
+        }
+        var count = 0
+        var opened = 0
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                FileHandle.standardError.write(Data("CookieFuzz: \(path) does not exist\n".utf8))
+                exit(66)
+            }
+            let files =
+                isDirectory.boolValue
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 } : [path]
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else { continue }
+                if CookieFuzz.run(Array(data)) { opened += 1 }
+                count += 1
+            }
+        }
+        print("CookieFuzz: replayed \(count) inputs (\(opened) opened a session), no invariant broken")
+    }
+}
+#endif
