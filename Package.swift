@@ -66,6 +66,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // libFuzzer target over the cookie header (scripts/fuzz); built normally, a corpus replay tool.
+        .executableTarget(
+            name: "CookieFuzz",
+            dependencies: [
+                "LogoutCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ]
+        ),
         .testTarget(
             name: "LogoutCoreTests",
             dependencies: ["LogoutCore"],

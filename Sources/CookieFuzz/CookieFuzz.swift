@@ -14,6 +14,7 @@
 
 import Crypto
 import ExtrasBase64
+import FoundationEssentials
 import LogoutCore
 
 #if !FUZZING
@@ -80,14 +81,35 @@ enum CookieFuzz {
         let token = checkHeader(Array("a=b; crocante_session=\(value); c=d".utf8))
         // Quoted, the same cookie opens the same way.
         guard checkHeader(Array("crocante_session=\"\(value)\"".utf8)) == token else { preconditionFailure("quoting changed the token") }
-        let firstSignificant = plaintext.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
-        if firstSignificant != UInt8(ascii: "{") {
-            // Not a JSON object: a legacy cookie, whose whole plaintext is the token when it is header-safe.
-            let safe = !plaintext.isEmpty && plaintext.allSatisfy { (0x21...0x7E).contains($0) }
-            guard token.map({ Array($0.value.utf8) == plaintext }) ?? !safe else {
-                preconditionFailure("a legacy plaintext did not yield itself as the token")
-            }
+        // The documented reading, done here the slow, general way (any fast path inside must agree):
+        // a JSON object yields its `token` when that is a string, anything else is a legacy
+        // cookie whose whole plaintext is the token; either only when header-safe.
+        let expected = referenceToken(plaintext)
+        guard token?.value == expected else {
+            preconditionFailure(
+                "the token differs from the general reading of the plaintext: \(token?.value.debugDescription ?? "nil") instead of \(expected?.debugDescription ?? "nil")")
         }
+    }
+
+    private struct Payload: Decodable {
+        let token: String?
+        enum CodingKeys: String, CodingKey { case token }
+        init(from decoder: any Decoder) throws {
+            // JSONDecoder parses lazily: a malformed object surfaces here, and must stay an error.
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            token = try? container.decode(String.self, forKey: .token)
+        }
+    }
+
+    static func referenceToken(_ plaintext: [UInt8]) -> String? {
+        func headerSafe(_ bytes: some Collection<UInt8>) -> String? {
+            !bytes.isEmpty && bytes.allSatisfy({ (0x21...0x7E).contains($0) }) ? String(decoding: bytes, as: UTF8.self) : nil
+        }
+        let firstSignificant = plaintext.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        if firstSignificant == UInt8(ascii: "{"), let payload = try? JSONDecoder().decode(Payload.self, from: Data(plaintext)) {
+            return payload.token.flatMap { headerSafe(Array($0.utf8)) }
+        }
+        return headerSafe(plaintext)
     }
 
     static func checkToken(_ token: AccessToken) {

@@ -42,7 +42,7 @@ final class Application {
             "ready",
             metadata: [
                 "listen": "\(socket.address)", "workers": "\(configuration.workers)",
-                "backend": "\(configuration.backendURL)", "app_env": "\(configuration.appEnvironment.rawValue)",
+                "backend": "\(Configuration.redactingCredentials(configuration.backendURL))", "app_env": "\(configuration.appEnvironment.rawValue)",
             ])
 
         let signal = ShutdownSignals.wait()

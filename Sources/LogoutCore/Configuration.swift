@@ -205,7 +205,7 @@ extension Configuration {
         [
             "SESSION_SECRET=(set, redacted)",
             "SESSION_SECRET_PREVIOUS=\(previousSessionSecret == nil ? "(unset)" : "(set, redacted)")",
-            "backend URL=\(backendURL)",
+            "backend URL=\(Self.redactingCredentials(backendURL))",
             "APP_ENV=\(appEnvironment.rawValue) (cleared cookie \(secureCookie ? "is" : "is not") Secure)",
             "CROCANTE_LISTEN=\(listen)",
             "CROCANTE_SOCKET_MODE=0\(String(socketMode, radix: 8))",
@@ -224,6 +224,14 @@ extension Configuration {
 }
 
 extension Configuration {
+    /// `url` with any `user:password@` replaced by `***@`, for logs and `check-config`.
+    public static func redactingCredentials(_ url: String) -> String {
+        guard let schemeEnd = url.firstRange(of: "://") else { return url }
+        let authorityEnd = url[schemeEnd.upperBound...].firstIndex(of: "/") ?? url.endIndex
+        guard let at = url[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") else { return url }
+        return url[..<schemeEnd.upperBound] + "***" + url[at...]
+    }
+
     /// Reads a whole file as UTF-8 text; nil when it cannot be read.
     public static func readTextFile(_ path: String) -> String? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }

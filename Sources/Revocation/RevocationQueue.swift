@@ -131,18 +131,20 @@ public final class RevocationQueue: Sendable {
     }
 
     private func finished(_ token: AccessToken, _ outcome: RevocationOutcome) {
-        let next = state.withLock { state -> AccessToken? in
-                guard !state.drained else { return nil }
+        let (counted, next) = state.withLock { state -> (Bool, AccessToken?) in
+            // After `drain` gave up, this call was already counted and logged as lost (and is
+            // most likely its cancellation): one verdict per token.
+            guard !state.drained else { return (false, nil) }
             switch outcome {
             case .revoked: state.counts.revoked += 1
             case .rejected: state.counts.rejected += 1
             case .failed: state.counts.failed += 1
             }
-            if let next = state.waiting.popFirst() { return next }
+            if let next = state.waiting.popFirst() { return (true, next) }
             state.inFlight -= 1
-            return nil
+            return (true, nil)
         }
-        log(outcome, for: token)
+        if counted { log(outcome, for: token) }
         if let next { call(next) }
     }
 

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the backend receives: one call per logout with a session, to the right URL, with the
+/// right method and headers, and nothing else; and the responder's totals agree with it.
+@Suite(.serialized)
+struct RevocationThroughNginxTests {
+    /// One request as the stand-in recorded it, body included.
+    struct Recorded: Decodable {
+        let method: String
+        let uri: String
+        let headers: [[String]]
+        let body: String
+
+        var headerNames: [String] { headers.map { $0[0].lowercased() } }
+        func values(_ name: String) -> [String] { headers.filter { $0[0].lowercased() == name.lowercased() }.map { $0[1] } }
+    }
+
+    static func recorded(_ stack: FaultStack) -> [Recorded] {
+        guard let text = try? String(contentsOf: stack.recordURL, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Recorded.self, from: Data($0.utf8)) }
+    }
+
+    /// The gateway with and without its trailing `/`, the path with and without its leading
+    /// `/`, a gateway with a base path, and the origin's `NEXT_PUBLIC_` spellings: always one `/`.
+    @Test(arguments: [
+        (["API_GATEWAY": "http://{backend}/", "EP_AUTH_LOGOUT": "/auth/logout"], "/auth/logout"),
+        (["API_GATEWAY": "http://{backend}", "EP_AUTH_LOGOUT": "/auth/logout"], "/auth/logout"),
+        (["API_GATEWAY": "http://{backend}/", "EP_AUTH_LOGOUT": "auth/logout"], "/auth/logout"),
+        (["API_GATEWAY": "http://{backend}", "EP_AUTH_LOGOUT": "auth/logout"], "/auth/logout"),
+        (["API_GATEWAY": "http://{backend}/api/v1/", "EP_AUTH_LOGOUT": "/auth/logout"], "/api/v1/auth/logout"),
+        (["API_GATEWAY": "http://{backend}/api/v1", "EP_AUTH_LOGOUT": "auth/logout"], "/api/v1/auth/logout"),
+        (
+            ["API_GATEWAY": "", "EP_AUTH_LOGOUT": "", "NEXT_PUBLIC_API_GATEWAY": "http://{backend}",
+             "NEXT_PUBLIC_EP_AUTH_LOGOUT": "v2/logout"], "/v2/logout"
+        ),
+    ])
+    func theBackendGetsOnePostWithTheBearerAndNothingElse(settings: [String: String], uri: String) throws {
+        try FaultStack.with(.init(environment: settings)) { stack in
+            let token = Seal.tokens(1, "url")[0]
+            let cookie = try Seal.session(token)
+            let answer = try stack.send(cookies: [Array("theme=dark; crocante_session=\(cookie); lang=en".utf8)])
+            #expect(answer.status == 200)
+            let stopped = stack.stopResponder()
+            #expect(stopped.report == .expecting(requests: 1, queued: 1, revoked: 1))
+            let received = Self.recorded(stack)
+            try #require(received.count == 1)
+            let request = received[0]
+            #expect(request.method == "POST")
+            #expect(request.uri == uri)
+            #expect(request.values("Authorization") == ["Bearer \(token)"])
+            #expect(request.values("Content-Type") == ["application/json"])
+            #expect(request.values("Accept") == ["application/json"])
+            #expect(request.values("Content-Length") == ["0"])
+            #expect(request.values("Host") == ["127.0.0.1:\(stack.backendPort)"])
+            #expect(request.body.isEmpty)
+            // Nothing of the browser's request travels on: no cookie, no other header.
+            #expect(Set(request.headerNames).isSubset(of: ["authorization", "content-type", "accept", "content-length", "host", "user-agent", "connection"]),
+                    "\(request.headerNames)")
+            #expect(!request.headers.flatMap { $0 }.contains { $0.contains(cookie) || $0.contains("theme") })
+        }
+    }
+
+    /// Logouts with a session, without one and with a bad one, interleaved: the backend gets
+    /// exactly one call per session (the same session twice is two calls), and the `stopped`
+    /// totals match what it saw and how it answered.
+    @Test(arguments: [200, 401, 500])
+    func oneCallPerSessionAndTheTotalsMatchTheBackend(status: Int) throws {
+        try FaultStack.with(.init(backend: ["--status", "\(status)"])) { stack in
+            let tokens = Seal.tokens(8, "count")
+            let cookies = try Seal.sessions(tokens)
+            let bad = [nil, "", "garbage", Seal.tampered(cookies[0], at: 20), try Seal.session("x-foreign", secret: Seal.foreignSecret)]
+            var sent = 0
+            for (index, cookie) in cookies.enumerated() {
+                #expect(try stack.logout(cookie).status == 200)
+                #expect(try stack.logout(bad[index % bad.count]).status == 200)
+                sent += 2
+            }
+            #expect(try stack.logout(cookies[0]).status == 200)  // the same session again
+            sent += 1
+            let stopped = stack.stopResponder()
+            #expect(stopped.status == 0)
+            let calls = tokens.count + 1
+            let outcome = status == 200 ? "revoked" : status == 401 ? "rejected" : "failed"
+            #expect(stopped.report?["requests"] == sent)
+            #expect(stopped.report?["revocations_queued"] == calls)
+            #expect(stopped.report?[outcome] == calls)
+            #expect(stopped.report?["lost"] == 0 && stopped.report?["dropped"] == 0)
+            #expect(stack.backendBearers.sorted() == (tokens + [tokens[0]]).map { "Bearer \($0)" }.sorted())
+            // One log line per outcome, each with the token's fingerprint and never the token.
+            let lines = stack.responder.stderr.split(separator: "\n").filter { $0.contains("[Revocation] revocation ") }
+            #expect(lines.count == calls)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import LogoutCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The responder's log never holds a token, a cookie value or a secret. Every FaultStack test
+/// checks its responders against everything any test has used (``SecretLedger``); this suite
+/// checks the check, and runs every path at the most verbose log level.
+@Suite(.serialized)
+struct SecretsInLogsTests {
+    @Test func theLeakCheckFindsWhatItLooksFor() {
+        let token = "ledger-self-test-\(UUID().uuidString)"
+        SecretLedger.record([token, "Q9"])
+        #expect(SecretLedger.leaks(in: "2026 info crocante-logout: token=\(token) [Revocation] revoked") == [token])
+        #expect(SecretLedger.leaks(in: "header Bearer \(token.dropLast())…").isEmpty)
+        // A short token counts as a whole word or a whole value only.
+        #expect(SecretLedger.leaks(in: "notice crocante-logout: reason=Q9 [X] failed") == ["Q9"])
+        #expect(SecretLedger.leaks(in: "notice crocante-logout: reason=Q99 [X] Q9x failed").isEmpty)
+        #expect(SecretLedger.leaks(in: "secret \(Harness.secret)") == [Harness.secret])
+    }
+
+    /// At `trace`, with a previous secret set and a failing backend: valid, rotated, forged,
+    /// malformed and injection-shaped cookies, other methods and paths. Nothing of them is logged
+    /// but each revoked token's fingerprint, which is what lets a line be matched to the backend.
+    @Test(arguments: [["--status", "500"], ["--behavior", "reset"], ["--status", "200"]])
+    func atTraceLevelNothingSecretIsLogged(backend: [String]) throws {
+        let options = FaultStack.Options(
+            backend: backend,
+            environment: ["CROCANTE_LOG_LEVEL": "trace", "SESSION_SECRET_PREVIOUS": Harness.previousSecret])
+        try FaultStack.with(options) { stack in
+            let tokens = Seal.tokens(2, "trace")
+            let cookies = [
+                try Seal.session(tokens[0]), try Seal.session(tokens[1], secret: Harness.previousSecret),
+                try Seal.session("trace-foreign-token", secret: Seal.foreignSecret),
+                try Seal.origin([Harness.originJSON(token: "trace-crlf\r\nX-Injected: 1")])[0],
+                try Seal.origin(["trace legacy with spaces"])[0],
+            ]
+            let tampered = Seal.tampered(cookies[0], at: 20)
+            for cookie in cookies + [tampered] { #expect(try stack.logout(cookie).status == 200) }
+            #expect(try stack.send("GET", cookies: [Array("crocante_session=\(cookies[0])".utf8)]).status == 405)
+            #expect(try stack.send(path: "/crocante-logout/ping", cookies: [Array("crocante_session=\(cookies[1])".utf8)]).status == 200)
+            let stopped = stack.stopResponder()
+            #expect(stopped.status == 0)
+            #expect(stopped.report?["revocations_queued"] == 2)
+            let log = stack.responder.stderr
+            for token in tokens {
+                let fingerprint = try #require(AccessToken(validating: Array(token.utf8))).fingerprint
+                #expect(log.contains("token=\(fingerprint)"), "no line names \(fingerprint)")
+            }
+            #expect(SecretLedger.leaks(in: log).isEmpty)
+        }
+    }
+}
