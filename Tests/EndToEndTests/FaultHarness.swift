@@ -230,44 +230,11 @@ final class FaultStack {
     /// The nginx site this stack runs: nginx.conf.example with the socket, listen address and
     /// the options' replacements.
     func siteConfiguration() throws -> String {
-        var site = try String(contentsOf: Harness.packageRoot.appendingPathComponent("nginx.conf.example"), encoding: .utf8)
-        for (from, to) in [("unix:/run/crocante-logout/fcgi.sock", upstreamServer), ("listen 80;", "listen 127.0.0.1:\(nginxPort);")]
-            + options.site
-        {
-            guard site.contains(from) else { throw HarnessError("nginx.conf.example no longer contains \(from)") }
-            site = site.replacingOccurrences(of: from, with: to)
-        }
-        return site
+        try Harness.nginxSite(fastcgiAddress: upstreamServer, port: nginxPort, replacements: options.site)
     }
 
     private func startNginx() throws {
-        let root = directory.path
-        let main = """
-            \(geteuid() == 0 ? "user root;" : "")
-            worker_processes 1;
-            error_log \(root)/nginx-error.log info;
-            pid \(root)/nginx.pid;
-            events { worker_connections 1024; }
-            http {
-                access_log off;
-                client_body_temp_path \(root)/body;
-                fastcgi_temp_path \(root)/fastcgi;
-                proxy_temp_path \(root)/proxy;
-                uwsgi_temp_path \(root)/uwsgi;
-                scgi_temp_path \(root)/scgi;
-                include \(root)/site.conf;
-            }
-            """
-        try siteConfiguration().write(to: directory.appendingPathComponent("site.conf"), atomically: true, encoding: .utf8)
-        try main.write(to: directory.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(root)/fastcgi_params")
-        let nginx = try ManagedProcess(
-            URL(fileURLWithPath: "/usr/sbin/nginx"), ["-p", root, "-c", "\(root)/nginx.conf", "-g", "daemon off;"],
-            environment: [:], logDirectory: directory, name: "nginx")
-        self.nginx = nginx
-        guard Harness.waitUntil({ RawHTTP.accepts(port: nginxPort) || !nginx.process.isRunning }), nginx.process.isRunning else {
-            throw HarnessError("nginx did not start: \(nginx.stderr)")
-        }
+        nginx = try Harness.startNginx(in: directory, site: try siteConfiguration(), port: nginxPort)
     }
 
     var nginxErrorLog: String {

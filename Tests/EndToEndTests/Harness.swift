@@ -59,6 +59,53 @@ enum Harness {
         return fd
     }
 
+    /// nginx.conf.example for a test: the socket, the listen address and `replacements` swapped in,
+    /// each of which must still be in the file.
+    static func nginxSite(fastcgiAddress: String, port: UInt16, replacements: [(String, String)] = []) throws -> String {
+        var site = try String(contentsOf: packageRoot.appendingPathComponent("nginx.conf.example"), encoding: .utf8)
+        for (from, to) in [("unix:/run/crocante-logout/fcgi.sock", fastcgiAddress), ("listen 80;", "listen 127.0.0.1:\(port);")]
+            + replacements
+        {
+            guard site.contains(from) else { throw HarnessError("nginx.conf.example no longer contains \(from)") }
+            site = site.replacingOccurrences(of: from, with: to)
+        }
+        return site
+    }
+
+    /// Runs nginx in the foreground with `site` inside a minimal main configuration, everything
+    /// under `directory`, and waits until it accepts on `port`.
+    static func startNginx(in directory: URL, site: String, port: UInt16) throws -> ManagedProcess {
+        let root = directory.path
+        let main = """
+            \(geteuid() == 0 ? "user root;" : "")
+            worker_processes 1;
+            error_log \(root)/nginx-error.log info;
+            pid \(root)/nginx.pid;
+            events { worker_connections 1024; }
+            http {
+                access_log off;
+                client_body_temp_path \(root)/body;
+                fastcgi_temp_path \(root)/fastcgi;
+                proxy_temp_path \(root)/proxy;
+                uwsgi_temp_path \(root)/uwsgi;
+                scgi_temp_path \(root)/scgi;
+                include \(root)/site.conf;
+            }
+            """
+        try site.write(to: directory.appendingPathComponent("site.conf"), atomically: true, encoding: .utf8)
+        try main.write(to: directory.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
+        if !FileManager.default.fileExists(atPath: "\(root)/fastcgi_params") {
+            try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(root)/fastcgi_params")
+        }
+        let nginx = try ManagedProcess(
+            URL(fileURLWithPath: "/usr/sbin/nginx"), ["-p", root, "-c", "\(root)/nginx.conf", "-g", "daemon off;"],
+            environment: [:], logDirectory: directory, name: "nginx")
+        guard waitUntil({ RawHTTP.accepts(port: port) || !nginx.process.isRunning }), nginx.process.isRunning else {
+            throw HarnessError("nginx did not start: \(nginx.stderr)")
+        }
+        return nginx
+    }
+
     /// Polls `condition` until it holds or `timeout` passes; the bound only guards against hangs.
     static func waitUntil(timeout: Duration = .seconds(20), _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -108,48 +108,8 @@ final class Stack {
 
     /// nginx.conf.example with the socket and the listen address replaced, inside a minimal main config.
     func startNginx() throws {
-        var site = try String(contentsOf: Harness.packageRoot.appendingPathComponent("nginx.conf.example"), encoding: .utf8)
-        site = site.replacingOccurrences(of: "unix:/run/crocante-logout/fcgi.sock", with: fastcgiAddress)
-        site = site.replacingOccurrences(of: "listen 80;", with: "listen 127.0.0.1:\(nginxPort);")
-        let root = directory.path
-        let main = """
-            \(geteuid() == 0 ? "user root;" : "")
-            worker_processes 1;
-            error_log \(root)/nginx-error.log warn;
-            pid \(root)/nginx.pid;
-            events { worker_connections 1024; }
-            http {
-                access_log off;
-                client_body_temp_path \(root)/body;
-                fastcgi_temp_path \(root)/fastcgi;
-                proxy_temp_path \(root)/proxy;
-                uwsgi_temp_path \(root)/uwsgi;
-                scgi_temp_path \(root)/scgi;
-                include \(root)/site.conf;
-            }
-            """
-        try site.write(to: directory.appendingPathComponent("site.conf"), atomically: true, encoding: .utf8)
-        try main.write(to: directory.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(root)/fastcgi_params")
-        let nginx = try ManagedProcess(
-            URL(fileURLWithPath: "/usr/sbin/nginx"), ["-p", root, "-c", "\(root)/nginx.conf", "-g", "daemon off;"],
-            environment: [:], logDirectory: directory, name: "nginx")
-        guard Harness.waitUntil({ Self.accepts(port: nginxPort) || !nginx.process.isRunning }), nginx.process.isRunning else {
-            throw HarnessError("nginx did not start: \(nginx.stderr)")
-        }
-        self.nginx = nginx
-    }
-
-    private static func accepts(port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        nginx = try Harness.startNginx(
+            in: directory, site: try Harness.nginxSite(fastcgiAddress: fastcgiAddress, port: nginxPort), port: nginxPort)
     }
 
     /// An HTTP answer as curl saw it.
