@@ -30,12 +30,12 @@ final class Application {
 
     /// Serves until SIGTERM or SIGINT, then stops in order: accepting, in-flight requests,
     /// queued revocations (up to the drain deadline), backend connections.
-    func runUntilSignalled() {
+    /// Throws only when the workers cannot be started.
+    func runUntilSignalled() throws(CrocanteError) {
         do {
             try server.start()
         } catch {
-            logger.critical("cannot start workers", metadata: ["error": "\(error)"])
-            return
+            throw .cannotListen(address: socket.address, reason: "cannot start workers: \(error)")
         }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())", environment: environment)
         logger.notice(

@@ -123,7 +123,7 @@ struct Serve: ParsableCommand {
         let application = try orExit { () throws(CrocanteError) in
             try buildApplication(configuration: configuration, environment: ProcessInfo.processInfo.environment)
         }
-        application.runUntilSignalled()
+        try orExit { () throws(CrocanteError) in try application.runUntilSignalled() }
     }
 }
 
