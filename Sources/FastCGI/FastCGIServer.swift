@@ -81,11 +81,11 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     }
 
     private func serve(_ connection: Int32, with slot: RequestSlot) {
-        // Per connection: unix sockets inherit neither timeout from the listener (TCP ones inherit
-        // the listener's short accept poll, which is wrong here).
-        var timeout = connectionTimeout
+        // Per connection: a unix connection inherits no timeout from the listener, a TCP one the
+        // listener's short accept poll, which is wrong here. Reads only: the answer is a few
+        // hundred bytes, always less than the socket's send buffer, so a write never blocks.
+        var timeout = connectionReadTimeout
         setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         counters.accepted.add(1, ordering: .relaxed)
         let nowActive = counters.active.add(1, ordering: .relaxed).newValue
         counters.maxActive.max(nowActive, ordering: .relaxed)
@@ -117,9 +117,9 @@ public final class WorkerCounters: Sendable {
     public init() {}
 }
 
-/// How long a read or a write on a connection may block before the worker gives up on it: a
-/// peer that stops sending or reading cannot hold a worker for longer.
-private let connectionTimeout = timeval(tv_sec: 10, tv_usec: 0)
+/// How long a read on a connection may block before the worker gives up on it: a peer that
+/// stops sending cannot hold a worker for longer.
+private let connectionReadTimeout = timeval(tv_sec: 10, tv_usec: 0)
 /// The longest a stopping worker keeps serving an owned socket's backlog.
 private let backlogDrainLimit = Duration.seconds(5)
 
