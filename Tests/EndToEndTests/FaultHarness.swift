@@ -243,16 +243,11 @@ final class FaultStack {
 
     // MARK: Requests
 
-    /// One request through nginx with curl, as ``Stack/request(_:path:headers:extra:)``; also the raw output.
+    /// One request through nginx with curl (``Harness/curl(port:_:path:headers:extra:)``); also the raw output.
     func curl(_ method: String = "POST", path: String = "/api/auth/logout", headers: [String] = [], extra: [String] = [])
         throws -> (answer: Stack.Answer, raw: String)
     {
-        var arguments = ["-sS", "-i", "--max-time", "30"] + (method == "HEAD" ? ["-I"] : ["-X", method])
-        for header in headers { arguments += ["-H", header] }
-        arguments += extra + ["http://127.0.0.1:\(nginxPort)\(path)"]
-        let result = try Harness.run("/usr/bin/curl", arguments)
-        guard result.status == 0 else { throw HarnessError("curl failed (\(result.status)): \(result.stderr)") }
-        return (try RawHTTP.parse(Array(result.stdout.utf8)), result.stdout)
+        try Harness.curl(port: nginxPort, method, path: path, headers: headers, extra: extra)
     }
 
     /// One request through nginx with exact bytes: each `cookies` element becomes its own
@@ -271,10 +266,7 @@ final class FaultStack {
 
     // MARK: What the backend saw
 
-    func backendRequests() -> [Stack.BackendRequest] {
-        guard let text = try? String(contentsOf: recordURL, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Stack.BackendRequest.self, from: Data($0.utf8)) }
-    }
+    func backendRequests() -> [Stack.BackendRequest] { Stack.BackendRequest.recorded(in: recordURL) }
 
     var backendBearers: [String] { backendRequests().compactMap { $0.header("Authorization") } }
 
@@ -397,37 +389,45 @@ enum RawHTTP {
 /// instead of hanging it.
 enum Socket {
     static func connectTCP(host: String = "127.0.0.1", port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
+        try connect(AF_INET, to: inet(host, port: port), label: "\(host):\(port)")
+    }
+
+    static func connectUnix(path: String) throws -> Int32 {
+        try connect(AF_UNIX, to: unix(path), label: path)
+    }
+
+    /// An IPv4 address and port.
+    static func inet(_ host: String = "127.0.0.1", port: UInt16) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = inet_addr(host)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            let code = errno
-            close(fd)
-            throw HarnessError("connect 127.0.0.1:\(port): errno \(code)")
-        }
-        setTimeouts(fd)
-        return fd
+        return address
     }
 
-    static func connectUnix(path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
+    /// A unix socket path.
+    static func unix(_ path: String) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        return address
+    }
+
+    /// Calls `body` with `address` as the `sockaddr` pointer and length the socket calls take.
+    static func withSockaddr<Address, Result>(_ address: Address, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        var address = address
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<Address>.size)) }
         }
-        guard connected == 0 else {
+    }
+
+    private static func connect<Address>(_ domain: Int32, to address: Address, label: String) throws -> Int32 {
+        let fd = socket(domain, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
+        guard withSockaddr(address, { Glibc.connect(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
-            throw HarnessError("connect \(path): errno \(code)")
+            throw HarnessError("connect \(label): errno \(code)")
         }
         setTimeouts(fd)
         return fd

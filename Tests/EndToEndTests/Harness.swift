@@ -47,16 +47,23 @@ enum Harness {
     /// A listening unix socket at `path` (mode 0666), held by the test as systemd holds one.
     static func listeningUnixSocket(at path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = Socket.withSockaddr(Socket.unix(path)) { bind(fd, $0, $1) }
         guard fd >= 0, bound == 0, chmod(path, 0o666) == 0, listen(fd, 4096) == 0 else {
             throw HarnessError("cannot listen on \(path): \(String(cString: strerror(errno)))")
         }
         return fd
+    }
+
+    /// One request through nginx on `port` with curl: the parsed answer and curl's raw output.
+    static func curl(port: UInt16, _ method: String, path: String, headers: [String], extra: [String])
+        throws -> (answer: Stack.Answer, raw: String)
+    {
+        var arguments = ["-sS", "-i", "--max-time", "30"] + (method == "HEAD" ? ["-I"] : ["-X", method])
+        for header in headers { arguments += ["-H", header] }
+        arguments += extra + ["http://127.0.0.1:\(port)\(path)"]
+        let result = try run("/usr/bin/curl", arguments)
+        guard result.status == 0 else { throw HarnessError("curl failed (\(result.status)): \(result.stderr)") }
+        return (try RawHTTP.parse(Array(result.stdout.utf8)), result.stdout)
     }
 
     /// nginx.conf.example for a test: the socket, the listen address and `replacements` swapped in,

@@ -136,13 +136,7 @@ struct LogoutThroughNginxTests {
         let port = try Harness.freePort()
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let bound = Socket.withSockaddr(Socket.inet(port: port)) { bind(holder, $0, $1) }
         try #require(bound == 0 && listen(holder, 1) == 0)
         var environment = Self.valid
         environment["CROCANTE_LISTEN"] = "127.0.0.1:\(port)"

@@ -129,18 +129,7 @@ final class Stack {
     func request(_ method: String = "POST", path: String = "/api/auth/logout", headers: [String] = [], extra: [String] = [])
         throws -> Answer
     {
-        var arguments = ["-sS", "-i", "--max-time", "30", "-X", method]
-        if method == "HEAD" { arguments = ["-sS", "-i", "--max-time", "30", "-I"] }
-        for header in headers { arguments += ["-H", header] }
-        arguments += extra + ["http://127.0.0.1:\(nginxPort)\(path)"]
-        let result = try Harness.run("/usr/bin/curl", arguments)
-        guard result.status == 0 else { throw HarnessError("curl failed (\(result.status)): \(result.stderr)") }
-        let parts = result.stdout.components(separatedBy: "\r\n\r\n")
-        let lines = parts[0].components(separatedBy: "\r\n")
-        guard let status = lines.first?.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
-            throw HarnessError("no status line in: \(result.stdout)")
-        }
-        return Answer(status: status, headerLines: Array(lines.dropFirst()), body: parts.dropFirst().joined(separator: "\r\n\r\n"))
+        try Harness.curl(port: nginxPort, method, path: path, headers: headers, extra: extra).answer
     }
 
     /// POST /api/auth/logout with the given session cookie value (or none).
@@ -157,13 +146,16 @@ final class Stack {
         func header(_ name: String) -> String? {
             headers.first { $0[0].lowercased() == name.lowercased() }?[1]
         }
+
+        /// The requests a stand-in backend recorded in `file`, one JSON line each.
+        static func recorded(in file: URL) -> [BackendRequest] {
+            guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
+            return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(BackendRequest.self, from: Data($0.utf8)) }
+        }
     }
 
     /// Everything the stand-in backend has received so far.
-    func backendRequests() -> [BackendRequest] {
-        guard let text = try? String(contentsOf: recordURL, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(BackendRequest.self, from: Data($0.utf8)) }
-    }
+    func backendRequests() -> [BackendRequest] { BackendRequest.recorded(in: recordURL) }
 
     /// Stops everything, responder first so its exit can be inspected by the caller before this.
     func stop() {
