@@ -10,6 +10,7 @@ final class Application {
     let configuration: Configuration
     let logger: Logger
     let server: FastCGIServer<LogoutResponder>
+    let responder: LogoutResponder
     let revocations: RevocationQueue
     let notifier: HTTPBackendNotifier
     let socket: ListeningSocket
@@ -17,8 +18,10 @@ final class Application {
 
     init(
         configuration: Configuration, environment: [String: String], logger: Logger, socket: ListeningSocket,
-        server: FastCGIServer<LogoutResponder>, revocations: RevocationQueue, notifier: HTTPBackendNotifier
+        server: FastCGIServer<LogoutResponder>, responder: LogoutResponder, revocations: RevocationQueue,
+        notifier: HTTPBackendNotifier
     ) {
+        self.responder = responder
         self.configuration = configuration
         self.environment = environment
         self.logger = logger
@@ -53,6 +56,7 @@ final class Application {
         server.wait()
         let counts = revocations.drain(timeout: configuration.drainTimeout)
         notifier.shutdown()
+        printFinalReport()
         logger.notice(
             "stopped",
             metadata: [
@@ -61,6 +65,20 @@ final class Application {
                 "rejected": "\(counts.rejected)", "failed": "\(counts.failed)",
                 "dropped": "\(counts.dropped)", "lost": "\(counts.lost)",
             ])
+    }
+
+    /// The status page's JSON, once, as the last line on stdout: the totals for tests, bench and
+    /// scripts, which must never have to parse a log line.
+    private func printFinalReport() {
+        var line = responder.statusReport().json + "\n"
+        line.withUTF8 { bytes in
+            var written = 0
+            while written < bytes.count {
+                let result = write(STDOUT_FILENO, bytes.baseAddress! + written, bytes.count - written)
+                if result <= 0 { break }
+                written += result
+            }
+        }
     }
 
     /// A second signal during the drain is noted, not acted on: the drain is already bounded.
@@ -107,7 +125,7 @@ func buildApplication(configuration: Configuration, environment: [String: String
         socket: socket, responder: responder, workers: configuration.workers, counters: workerCounters, logger: logger)
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
-        revocations: revocations, notifier: notifier)
+        responder: responder, revocations: revocations, notifier: notifier)
 }
 
 /// The socket the configuration names; `auto` takes an inherited one, else the fallback address.

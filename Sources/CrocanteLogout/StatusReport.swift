@@ -31,6 +31,7 @@ struct StatusReport: Equatable {
             ("revocations_rejected", "Backend answered 4xx", "counter", revocations.rejected),
             ("revocations_failed", "5xx, timeout or connection error", "counter", revocations.failed),
             ("revocations_dropped", "Not queued: queue full or closed", "counter", revocations.dropped),
+            ("revocations_lost", "Given up when the shutdown drain deadline passed", "counter", revocations.lost),
             ("queue_capacity", "Revocations that may wait", "gauge", queueCapacity),
             ("queue_depth", "Revocations waiting now", "gauge", revocations.waiting),
         ]
