@@ -109,7 +109,7 @@ func buildApplication(configuration: Configuration, environment: [String: String
         throw .cannotListen(address: configuration.listen.description, reason: "\(error)")
     }
     let socket = try openSocket(configuration: configuration, environment: environment)
-    let notifier = HTTPBackendNotifier(
+    let notifier = try HTTPBackendNotifier(
         url: configuration.backendURL, concurrency: configuration.backendConcurrency,
         connectTimeout: configuration.backendConnectTimeout, timeout: configuration.backendTimeout)
     let revocations = RevocationQueue(
