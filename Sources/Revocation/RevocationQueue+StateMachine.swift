@@ -284,7 +284,7 @@ extension RevocationQueue {
 
         /// The counters at `now`.
         func snapshot(now: RevocationInstant) -> Counts {
-            var counts = counts
+            var counts = self.counts
             counts.waiting = journalingCount + fresh.count
             counts.retrying = retryingKeys.count + due.count
             counts.pending = counts.waiting + counts.retrying

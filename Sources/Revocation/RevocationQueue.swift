@@ -39,7 +39,7 @@ public final class RevocationQueue: Sendable {
     public convenience init(
         settings: RevocationSettings, notifier: any BackendNotifier, journal: (any RevocationJournal)?, logger: Logger
     ) {
-        self.init(settings: settings, notifier: notifier, journal: journal, logger: logger, now: RevocationInstant.current)
+        self.init(settings: settings, notifier: notifier, journal: journal, logger: logger, now: { RevocationInstant.current() })
     }
 
     /// With an injected clock, for tests.

@@ -17,6 +17,11 @@ struct TokenKeyer: Sendable {
         self.key = key
     }
 
+    /// A fixed key, for tests.
+    init(keyBytes: [UInt8]) {
+        self.init(key: SymmetricKey(data: keyBytes))
+    }
+
     func key(for token: AccessToken) -> TokenKey {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(token.value.utf8), using: key)
         return mac.withUnsafeBytes { bytes in
