@@ -100,7 +100,7 @@ public func buildApplication(configuration: Configuration, environment: [String:
         throw .cannotStart(operation: "FCGX_Init", reason: "\(error)")
     }
     let socket = try openSocket(configuration: configuration, environment: environment)
-    let notifier = HTTPBackendNotifier(
+    let notifier = try HTTPBackendNotifier(
         url: configuration.backendURL, concurrency: configuration.backendConcurrency,
         connectTimeout: configuration.backendConnectTimeout, timeout: configuration.backendTimeout)
     let revocations = RevocationQueue(

@@ -3,14 +3,21 @@ import LogoutCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Revokes tokens with `POST {API_GATEWAY}/{EP_AUTH_LOGOUT}` over pooled keep-alive connections.
+///
+/// Reads only the status and `Retry-After` of an answer and discards its body as it streams, so
+/// a huge or endless body costs no memory (an endless one meets the call deadline).
 public final class HTTPBackendNotifier: BackendNotifier {
     private let client: HTTPClient
     private let eventLoops: MultiThreadedEventLoopGroup
     /// Built once: parsing the URL on every call was a fifth of the call's cost.
-    private let template: HTTPClient.Request?
-    private let url: String
+    private let template: HTTPClient.Request
     private let timeout: TimeAmount
 
     /// - Parameters:
@@ -18,7 +25,10 @@ public final class HTTPBackendNotifier: BackendNotifier {
     ///   - concurrency: connections kept to the backend, matching the queue's concurrency cap.
     ///   - connectTimeout: deadline to establish a connection.
     ///   - timeout: deadline for the whole call, connection included.
-    public init(url: String, concurrency: Int, connectTimeout: Duration, timeout: Duration) {
+    /// - Throws: `CrocanteError.invalidSetting("API_GATEWAY", ...)` when async-http-client refuses
+    ///   the URL or its host or port is unusable, at start rather than at the first call.
+    public init(url: String, concurrency: Int, connectTimeout: Duration, timeout: Duration) throws(CrocanteError) {
+        template = try Self.request(url: url)
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: TimeAmount(connectTimeout), read: TimeAmount(timeout))
         configuration.redirectConfiguration = .disallow
@@ -28,23 +38,37 @@ public final class HTTPBackendNotifier: BackendNotifier {
         // One event loop is plenty for a few dozen concurrent calls, and keeps the process small.
         eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         client = HTTPClient(eventLoopGroup: eventLoops, configuration: configuration)
-        self.url = url
         self.timeout = TimeAmount(timeout)
-        template = try? HTTPClient.Request(
-            url: url, method: .POST,
-            headers: ["Content-Type": "application/json", "Accept": "application/json", "Content-Length": "0"])
+    }
+
+    /// The request every call copies. Checks what async-http-client does not before NIO sees
+    /// it: a port outside 1...65535 traps in NIO ("Not enough bits") instead of failing.
+    static func request(url: String) throws(CrocanteError) -> HTTPClient.Request {
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(
+                url: url, method: .POST,
+                headers: ["Content-Type": "application/json", "Accept": "application/json", "Content-Length": "0"])
+        } catch {
+            throw .invalidSetting("API_GATEWAY", reason: "not a URL the HTTP client accepts (\(error))")
+        }
+        guard (1...65_535).contains(request.port) else {
+            throw .invalidSetting("API_GATEWAY", reason: "port \(request.port) is outside 1...65535")
+        }
+        guard !request.host.isEmpty || url.contains("+unix:") || url.hasPrefix("unix:") else {
+            throw .invalidSetting("API_GATEWAY", reason: "the URL names no host")
+        }
+        return request
     }
 
     public func revoke(_ token: AccessToken, completion: @escaping @Sendable (RevocationOutcome) -> Void) {
-        guard var request = template else {
-            completion(.failed(.connection("async-http-client refuses the URL \(url)")))
-            return
-        }
+        var request = template
         request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")
-        client.execute(request: request, deadline: .now() + timeout).whenComplete { result in
+        client.execute(request: request, delegate: StatusOnly(), deadline: .now() + timeout).futureResult.whenComplete { result in
             switch result {
-            case .success(let response):
-                completion(RevocationOutcome(status: Int(response.status.code)))
+            case .success(let answer):
+                let retryAfter = answer.retryAfter.flatMap { RetryAfter.parse($0, now: Self.wallNow()) }
+                completion(RevocationOutcome(status: answer.status, retryAfter: retryAfter))
             case .failure(let error):
                 completion(.failed(Self.classify(error)))
             }
@@ -61,6 +85,12 @@ public final class HTTPBackendNotifier: BackendNotifier {
         return .connection(String(describing: error))
     }
 
+    private static func wallNow() -> UnixMilliseconds {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
     /// Closes pooled connections and cancels calls still running (`HTTPClient.syncShutdown`).
     public func shutdown() {
         try? client.syncShutdown()
@@ -68,9 +98,24 @@ public final class HTTPBackendNotifier: BackendNotifier {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+/// Keeps the status and `Retry-After` of the response head and drops every body part as it
+/// arrives: no body byte is ever accumulated.
+final class StatusOnly: HTTPClientResponseDelegate {
+    typealias Response = (status: Int, retryAfter: String?)
+
+    private let head = Mutex<Response?>(nil)
+
+    func didReceiveHead(task: HTTPClient.Task<Response>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        self.head.withLock { $0 = (Int(head.status.code), head.headers.first(name: "Retry-After")) }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Response>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Response>) throws -> Response {
+        guard let head = head.withLock({ $0 }) else { throw HTTPClientError.remoteConnectionClosed }
+        return head
     }
 }

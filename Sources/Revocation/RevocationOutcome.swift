@@ -4,13 +4,14 @@ import LogoutCore
 public enum RevocationOutcome: Sendable, Equatable {
     /// The backend answered 2xx: the token is dead.
     case revoked(status: Int)
-    /// The backend answered 4xx: it refuses the token (already dead, unknown, malformed).
+    /// The backend answered a final 4xx: it refuses the token (already dead, unknown, malformed).
     case rejected(status: Int)
-    /// No verdict: the token may still be alive.
-    case failed(Failure)
+    /// No verdict: the token may still be alive, and the call is tried again later, after
+    /// `retryAfter` (milliseconds, from the backend's `Retry-After`) when the backend said so.
+    case failed(Failure, retryAfter: Int64? = nil)
 
     public enum Failure: Sendable, Equatable, CustomStringConvertible {
-        /// 5xx, or any status outside 2xx and 4xx.
+        /// 408, 425, 429, 5xx, or any status outside 2xx and 4xx.
         case status(Int)
         /// The connect or overall deadline passed.
         case timeout
@@ -26,12 +27,14 @@ public enum RevocationOutcome: Sendable, Equatable {
         }
     }
 
-    /// Classifies an HTTP status the backend answered with.
-    public init(status: Int) {
+    /// Classifies an HTTP status the backend answered with. 408 (Request Timeout), 425 (Too
+    /// Early) and 429 (Too Many Requests) say "not now", not "never": they are retried.
+    public init(status: Int, retryAfter: Int64? = nil) {
         switch status {
         case 200..<300: self = .revoked(status: status)
+        case 408, 425, 429: self = .failed(.status(status), retryAfter: retryAfter)
         case 400..<500: self = .rejected(status: status)
-        default: self = .failed(.status(status))
+        default: self = .failed(.status(status), retryAfter: retryAfter)
         }
     }
 }
@@ -41,4 +44,3 @@ public enum RevocationOutcome: Sendable, Equatable {
 public protocol BackendNotifier: Sendable {
     func revoke(_ token: AccessToken, completion: @escaping @Sendable (RevocationOutcome) -> Void)
 }
-

@@ -1,4 +1,3 @@
-import DequeModule
 import Dispatch
 import Logging
 import LogoutCore
@@ -8,158 +7,225 @@ import Synchronization
 import Glibc
 #endif
 
-/// A bounded in-memory queue of tokens to revoke, drained on a Dispatch queue with at most
-/// `concurrency` backend calls at once.
+/// Delivers every revocation it accepts at least once, until the backend answers 2xx or a final
+/// 4xx or the token can no longer be alive: deduplicated, retried with backoff, journaled when
+/// a journal is given.
 ///
-/// `enqueue` is O(1) under a short lock and never waits for the backend: a full queue drops
-/// the token, counted and logged. Every outcome is counted and logged with the token's
-/// fingerprint, never the token.
+/// The decisions are a pure value, `StateMachine`, held under a short lock; this class performs
+/// what it asks for: backend calls, retry and adoption timers (on one Dispatch queue), journal
+/// calls and log lines. `submit` is O(1) and never waits for the backend. Log lines name a token
+/// by its fingerprint, never the token.
 public final class RevocationQueue: Sendable {
-    /// The queue's counters at one moment.
-    public struct Counts: Sendable, Equatable {
-        public var queued = 0
-        public var waiting = 0
-        public var inFlight = 0
-        public var revoked = 0
-        public var rejected = 0
-        public var failed = 0
-        public var dropped = 0
-        public var lost = 0
-    }
-
-    private struct State {
-        var waiting = Deque<AccessToken>()
-        var inFlight = 0
-        var accepting = true
-        /// Set when `drain` gave up: late outcomes were already counted as lost.
-        var drained = false
-        var counts = Counts()
-        var lastDropLog: ContinuousClock.Instant?
-        var droppedSinceLog = 0
-    }
-
+    /// Tokens that may wait in memory (waiting + retrying; calls in flight not counted).
     public let capacity: Int
-    private let concurrency: Int
+    public let settings: RevocationSettings
     private let notifier: any BackendNotifier
+    private let journal: (any RevocationJournal)?
     private let logger: Logger
-    private let state = Mutex(State())
+    private let machine: Mutex<StateMachine>
+    private let keyer: TokenKeyer
+    private let now: @Sendable () -> RevocationInstant
     private let dispatchQueue = DispatchQueue(label: "crocante-logout.revocation")
-    private let clock = ContinuousClock()
-    /// Drops are logged at most this often, with the number dropped since the last line.
-    private static var dropLogInterval: Duration { .seconds(1) }
 
-    public init(capacity: Int, concurrency: Int, notifier: any BackendNotifier, logger: Logger) {
-        self.capacity = capacity
-        self.concurrency = concurrency
-        self.notifier = notifier
-        self.logger = logger
+    /// Memory only, as before the journal: `RevocationQueue(settings:notifier:journal:logger:)` with
+    /// the other settings at their defaults.
+    public convenience init(capacity: Int, concurrency: Int, notifier: any BackendNotifier, logger: Logger) {
+        self.init(settings: RevocationSettings(capacity: capacity, concurrency: concurrency), notifier: notifier, journal: nil, logger: logger)
     }
 
-    /// Hands `token` to the backend as soon as a call slot is free. Never blocks.
-    public func enqueue(_ token: AccessToken) {
-        enum Verdict { case start, wait, drop(logCount: Int?) }
-        let verdict = state.withLock { state -> Verdict in
-            if state.accepting && state.inFlight < concurrency {
-                state.inFlight += 1
-                state.counts.queued += 1
-                return .start
-            }
-            if state.accepting && state.waiting.count < capacity {
-                state.waiting.append(token)
-                state.counts.queued += 1
-                return .wait
-            }
-            state.counts.dropped += 1
-            state.droppedSinceLog += 1
-            let now = clock.now
-            guard state.lastDropLog.map({ now - $0 >= Self.dropLogInterval }) ?? true else { return .drop(logCount: nil) }
-            defer { state.lastDropLog = now; state.droppedSinceLog = 0 }
-            return .drop(logCount: state.droppedSinceLog)
+    /// - Parameters:
+    ///   - journal: the spool; nil runs memory-only (nothing survives a crash or restart).
+    ///     When given, orphaned records are adopted at once and every `adoptionInterval`.
+    public convenience init(
+        settings: RevocationSettings, notifier: any BackendNotifier, journal: (any RevocationJournal)?, logger: Logger
+    ) {
+        self.init(settings: settings, notifier: notifier, journal: journal, logger: logger, now: { RevocationInstant.current() })
+    }
+
+    /// With an injected clock, for tests.
+    init(
+        settings: RevocationSettings, notifier: any BackendNotifier, journal: (any RevocationJournal)?, logger: Logger,
+        keyer: TokenKeyer = TokenKeyer(), now: @escaping @Sendable () -> RevocationInstant
+    ) {
+        self.capacity = settings.capacity
+        self.settings = settings
+        self.notifier = notifier
+        self.journal = journal
+        self.logger = logger
+        self.keyer = keyer
+        self.now = now
+        machine = Mutex(StateMachine(settings: settings))
+        if journal != nil {
+            dispatchQueue.async { [weak self] in self?.adoptOrphans() }
         }
+    }
+
+    /// Same as `submit(token, loggedOutAt: now)`.
+    public func enqueue(_ token: AccessToken) {
+        submit(token, loggedOutAt: now().wall)
+    }
+
+    /// Hands `token` over for revocation. Called on a worker thread: a keyed hash and a JWT
+    /// peek outside the lock, one table lookup under it, then the journal append. Never waits
+    /// for the backend.
+    public func submit(_ token: AccessToken, loggedOutAt: UnixMilliseconds) {
+        let key = keyer.key(for: token)
+        let instant = now()
+        let verdict = machine.withLock { $0.submit(key, token: token, loggedOutAt: loggedOutAt, now: instant) }
         switch verdict {
-        case .start:
-            dispatchQueue.async { self.call(token) }
-        case .wait:
-            break
-        case .drop(let logCount):
+        case .duplicate:
+            return
+        case .dropped(let logCount):
             if let logCount {
                 logger.error(
                     "revocation dropped: queue full or closed, the token stays alive until it expires",
                     metadata: ["token": "\(token.fingerprint)", "dropped": "\(logCount)", "capacity": "\(capacity)"])
             }
+            return
+        case .accepted:
+            break
         }
+        // Only accepted tokens pay for the JWT peek, so a replayed cookie costs one lookup.
+        let expiresAt = TokenExpiry.of(token)
+        let receipt = journal?.append(token: token, loggedOutAt: loggedOutAt)
+        let later = now()
+        let actions = machine.withLock { $0.journaled(key, receipt: receipt, expiresAt: expiresAt, now: later) }
+        // Calls start on the queue's thread, never on the worker that serves logouts.
+        if !actions.isEmpty { dispatchQueue.async { self.perform(actions) } }
     }
 
     /// The counters now.
     public var counts: Counts {
-        state.withLock { state in
-            var counts = state.counts
-            counts.waiting = state.waiting.count
-            counts.inFlight = state.inFlight
-            return counts
-        }
+        let instant = now()
+        return machine.withLock { $0.snapshot(now: instant) }
     }
 
-    /// Stops taking tokens and waits up to `timeout` for the waiting and running calls to end.
-    /// What is left is counted as lost and logged. Returns the final counters.
+    /// Stops taking tokens and waits up to `timeout` for the waiting and running calls to end;
+    /// retries due after the deadline are not awaited. What is left is handed over to the
+    /// journal (`handOver`, counted `handedOver`), or without a journal counted as lost and
+    /// logged. Returns the final counters.
     public func drain(timeout: Duration) -> Counts {
-        let deadline = clock.now + timeout
-        state.withLock { $0.accepting = false }
-        while clock.now < deadline {
-            let idle = state.withLock { $0.waiting.isEmpty && $0.inFlight == 0 }
-            if idle { break }
+        let start = now()
+        let deadline = start.monotonic + timeout.milliseconds
+        machine.withLock { $0.beginDrain() }
+        while now().monotonic < deadline {
+            if machine.withLock({ $0.isIdle(deadline: deadline) }) { break }
             usleep(5_000)
         }
-        state.withLock { state in
-            // Calls still running are written off now; `finished` ignores them if they end later.
-            state.counts.lost += state.waiting.count + state.inFlight
-            state.waiting.removeAll()
-            state.inFlight = 0
-            state.drained = true
+        let (handedOver, lost) = machine.withLock { $0.endDrain(journal: journal != nil) }
+        if let journal {
+            let stillPending = journal.handOver()
+            if handedOver > 0 || stillPending > 0 {
+                logger.notice(
+                    "revocations handed over: a successor on the same spool delivers them",
+                    metadata: ["handed_over": "\(handedOver)", "journal_pending": "\(stillPending)"])
+            }
         }
-        let counts = self.counts
-        if counts.lost > 0 {
-            logger.error("revocations lost at shutdown: their tokens stay alive until they expire", metadata: ["lost": "\(counts.lost)"])
+        if lost > 0 {
+            logger.error(
+                "revocations lost at shutdown: their tokens stay alive until they expire", metadata: ["lost": "\(lost)"])
         }
         return counts
     }
 
-    private func call(_ token: AccessToken) {
-        // The outcome is handled where it arrives (the HTTP client's event loop): a second hop
-        // through the Dispatch queue cost two thread wake-ups per revocation for nothing.
-        notifier.revoke(token) { outcome in self.finished(token, outcome) }
+    // MARK: Performing actions
+
+    private func perform(_ actions: [StateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .call(let key, let token):
+                let started = ContinuousClock.now
+                // The outcome is handled where it arrives (the HTTP client's event loop): a hop
+                // through the Dispatch queue would cost two thread wake-ups per call for nothing.
+                notifier.revoke(token) { outcome in
+                    self.finished(key, outcome, latency: ContinuousClock.now - started)
+                }
+            case .scheduleRetry(let key, let milliseconds):
+                dispatchQueue.asyncAfter(deadline: .now() + .milliseconds(Int(milliseconds))) { [weak self] in
+                    guard let self else { return }
+                    let instant = now()
+                    perform(machine.withLock { $0.retryDue(key, now: instant) })
+                }
+            case .complete(let receipts):
+                for receipt in receipts { journal?.complete(receipt) }
+            case .log(let event):
+                log(event)
+            }
+        }
     }
 
-    private func finished(_ token: AccessToken, _ outcome: RevocationOutcome) {
-        let (counted, next) = state.withLock { state -> (Bool, AccessToken?) in
-            // After `drain` gave up, this call was already counted and logged as lost (and is
-            // most likely its cancellation): one verdict per token.
-            guard !state.drained else { return (false, nil) }
-            switch outcome {
-            case .revoked: state.counts.revoked += 1
-            case .rejected: state.counts.rejected += 1
-            case .failed: state.counts.failed += 1
-            }
-            if let next = state.waiting.popFirst() { return (true, next) }
-            state.inFlight -= 1
-            return (true, nil)
+    private func finished(_ key: TokenKey, _ outcome: RevocationOutcome, latency: Duration) {
+        let instant = now()
+        var random = SystemRandomNumberGenerator()
+        perform(machine.withLock { $0.finished(key, outcome: outcome, latency: latency, now: instant, random: &random) })
+    }
+
+    /// Takes over what crashed or stopped predecessors left, then again every `adoptionInterval`
+    /// until the drain begins.
+    private func adoptOrphans() {
+        guard let journal, machine.withLock({ $0.accepting }) else { return }
+        let records = journal.adoptOrphans().map { revocation in
+            (key: keyer.key(for: revocation.token), revocation: revocation, expiresAt: TokenExpiry.of(revocation.token))
         }
-        if counted { log(outcome, for: token) }
-        if let next { call(next) }
+        if !records.isEmpty {
+            logger.notice("revocations adopted from an orphaned spool segment", metadata: ["adopted": "\(records.count)"])
+            let instant = now()
+            perform(machine.withLock { $0.adopt(records, now: instant) })
+        }
+        dispatchQueue.asyncAfter(deadline: .now() + .milliseconds(Int(settings.adoptionInterval.milliseconds))) {
+            [weak self] in self?.adoptOrphans()
+        }
     }
 
     /// Metadata is an autoclosure: the fingerprint (a SHA-256) is only computed for lines the level lets through.
-    private func log(_ outcome: RevocationOutcome, for token: AccessToken) {
-        switch outcome {
-        case .revoked(let status):
+    private func log(_ event: StateMachine.LogEvent) {
+        switch event {
+        case .revoked(let token, let status):
             logger.info("revocation revoked", metadata: ["token": "\(token.fingerprint)", "status": "\(status)"])
-        case .rejected(let status):
+        case .rejected(let token, let status):
             logger.notice(
                 "revocation rejected by the backend", metadata: ["token": "\(token.fingerprint)", "status": "\(status)"])
-        case .failed(let failure):
+        case .expired(let token, let attempts, let byExp):
+            if byExp {
+                logger.notice(
+                    "revocation given up: the token has expired",
+                    metadata: ["token": "\(token.fingerprint)", "attempts": "\(attempts)"])
+            } else {
+                logger.error(
+                    "revocation given up after the maximum age: the token may still be alive",
+                    metadata: ["token": "\(token.fingerprint)", "attempts": "\(attempts)"])
+            }
+        case .attemptFailed(let token, let failure, let attempt, let retryIn):
+            logger.debug(
+                "revocation attempt failed, will retry",
+                metadata: [
+                    "token": "\(token.fingerprint)", "reason": "\(failure)", "attempt": "\(attempt)", "retry_in_ms": "\(retryIn)",
+                ])
+        case .outageStarted(let token, let failure):
             logger.error(
-                "revocation failed: the token may still be alive",
+                "revocations failing: the backend does not answer, retrying until it does",
                 metadata: ["token": "\(token.fingerprint)", "reason": "\(failure)"])
+        case .outageEnded(let token, let failedAttempts, let milliseconds):
+            logger.notice(
+                "revocations succeeding again",
+                metadata: [
+                    "token": "\(token.fingerprint)", "failed_attempts": "\(failedAttempts)",
+                    "seconds": "\(milliseconds / 1000)",
+                ])
         }
+    }
+}
+
+extension RevocationInstant {
+    private static let origin = ContinuousClock.now
+
+    /// Now, on the continuous clock and the wall clock.
+    static func current() -> RevocationInstant {
+        let (seconds, attoseconds) = (ContinuousClock.now - origin).components
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        return RevocationInstant(
+            monotonic: seconds * 1_000 + attoseconds / 1_000_000_000_000_000,
+            wall: Int64(wall.tv_sec) * 1_000 + Int64(wall.tv_nsec) / 1_000_000)
     }
 }

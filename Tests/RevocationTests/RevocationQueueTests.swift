@@ -212,21 +212,25 @@ func tokens(_ count: Int, prefix: String = "tok-VALUE") -> [AccessToken] {
             + tokens(1, prefix: "slow") + tokens(1, prefix: "refused")
         for token in sent { queue.enqueue(token) }
 
-        #expect(await eventually { finished(queue.counts) == sent.count })
+        // Issue 9: a failed attempt is retried (it never ends here), so `failed` counts attempts.
+        #expect(await eventually { finished(queue.counts) >= sent.count && queue.counts.retried >= 4 })
         let counts = queue.counts
         #expect(counts.revoked == 5)
         #expect(counts.rejected == 3)
-        #expect(counts.failed == 4)
+        #expect(counts.failed >= 4)
+        #expect(counts.retried == counts.failed)
         #expect(counts.dropped == 0)
         #expect(counts.lost == 0)
 
-        #expect(await eventually { logs.all.count == sent.count })
+        // Issue 9: failed attempts are logged at debug, an outage once at error when it starts.
         let lines = logs.all
         #expect(lines.filter { $0.level == .info }.count == 5)
-        #expect(lines.filter { $0.level == .notice }.count == 3)
-        #expect(lines.filter { $0.level == .error }.count == 4)
-        #expect(lines.contains { $0.level == .error && $0.metadata["reason"] == "timeout" })
-        #expect(lines.contains { $0.level == .error && $0.metadata["reason"] == "status 503" })
+        #expect(lines.filter { $0.level == .notice && $0.message.contains("rejected") }.count == 3)
+        #expect(lines.contains { $0.level == .error && $0.message.hasPrefix("revocations failing") })
+        #expect(lines.allSatisfy { $0.level != .error || $0.message.hasPrefix("revocations failing") })
+        #expect(lines.contains { $0.level == .debug && $0.metadata["reason"] == "timeout" })
+        #expect(lines.contains { $0.level == .debug && $0.metadata["reason"] == "status 503" })
+        _ = queue.drain(timeout: .milliseconds(1))
     }
 
     static let statuses: [(Int, RevocationOutcome)] = [
@@ -338,18 +342,21 @@ func tokens(_ count: Int, prefix: String = "tok-VALUE") -> [AccessToken] {
         #expect(queue.counts.dropped == 1)
 
         notifier.releaseAll()
-        #expect(await eventually { finished(queue.counts) == sent.count })
-        #expect(await eventually { logs.all.count == sent.count + 1 })
+        // Issue 9: the failing token is retried, logged at debug per attempt and once when the
+        // outage starts, so it appears in more than one line; every line still names a token.
+        #expect(await eventually { queue.counts.revoked + queue.counts.rejected == 3 && queue.counts.failed >= 1 })
+        _ = queue.drain(timeout: .milliseconds(1))
 
         let lines = logs.all
         for token in sent + [dropped] {
             let mentioning = lines.filter { $0.metadata["token"] == "\(token.fingerprint)" }
-            #expect(mentioning.count == 1, "\(token.fingerprint)")
+            #expect(mentioning.count >= 1, "\(token.fingerprint)")
         }
-        for line in lines {
+        for line in lines where line.message != "revocations lost at shutdown: their tokens stay alive until they expire" {
             let text = "\(line)"
             #expect(!text.contains("SECRET-VALUE"), "\(text)")
             #expect(line.metadata["token"] != nil, "\(text)")
         }
+        #expect(lines.allSatisfy { !"\($0)".contains("SECRET-VALUE") })
     }
 }
