@@ -27,6 +27,28 @@ SCENARIO_NAMES = {
     "refused": "valid cookie, backend refuses connections",
     "soak": "soak: valid cookie, backend answers after 1 s",
 }
+# crocante-logout's counters in its final status JSON, summed over rounds (its gauges are not).
+COUNTERS = (
+    "accepted_requests", "logouts", "sessions_opened", "revocations_queued", "revocations_revoked",
+    "revocations_rejected", "revocations_failed", "revocations_dropped", "revocations_lost",
+)
+# Records written before the final status JSON existed hold the `stopped` log line's fields.
+LEGACY_NAMES = {
+    "requests": "accepted_requests", "revoked": "revocations_revoked", "rejected": "revocations_rejected",
+    "failed": "revocations_failed", "dropped": "revocations_dropped", "lost": "revocations_lost",
+}
+
+
+def totals(run):
+    """crocante-logout's counters at the stop that ended this run; {} for the other contenders."""
+    if "totals" in run:
+        return {k: v for k, v in run["totals"].items() if k in COUNTERS}
+    return {LEGACY_NAMES.get(k, k): v for k, v in run.get("stopped", {}).items()}
+
+
+def from_stopped_line(runs):
+    """True for results recorded from the `stopped` log line, before the final status JSON."""
+    return any("stopped" in r and "totals" not in r for r in runs)
 
 
 def load(run_dir):
@@ -58,12 +80,12 @@ def aggregate(runs):
         cpu_s = sum(r["cpu_ticks"] for r in group) / clk
         nginx_cpu_s = sum(r["nginx_cpu_ticks"] for r in group) / clk
         backend_cpu_s = sum(r.get("backend_cpu_ticks", 0) for r in group) / clk
-        stopped = defaultdict(int)
-        has_stopped = False
+        counted = defaultdict(int)
+        has_totals = False
         for r in group:
-            for k, v in r.get("stopped", {}).items():
-                stopped[k] += v
-                has_stopped = True
+            for k, v in totals(r).items():
+                counted[k] += v
+                has_totals = True
         curves = defaultdict(list)
         for w in wrks:
             for p, us in w.get("curve", []):
@@ -84,7 +106,7 @@ def aggregate(runs):
             "backend_cpu_us_per_req": backend_cpu_s / requests * 1e6 if requests else float("nan"),
             "hwm_kb": max(r["hwm_kb"] for r in group),
             "delivered": sum(r["delivered"] for r in group),
-            "stopped": dict(stopped) if has_stopped else None,
+            "totals": dict(counted) if has_totals else None,
             "curve": sorted((p, statistics.mean(v) / 1000) for p, v in curves.items()),
         }
     return summary
@@ -106,8 +128,9 @@ def render(runs, machine, summary, run_dir, out):
     soak_rows = read_soak_rows(run_dir)
     crocante = {sc: summary.get((sc, "crocante")) for sc in scenarios + ["soak"]}
     soak = soak_verdict(crocante.get("soak"), soak_rows)
-    lines = header_section(machine, run_dir) + parameters_section(machine) + response_check_section(run_dir)
-    lines += columns_note()
+    legacy = from_stopped_line(runs)
+    lines = header_section(machine, run_dir) + parameters_section(machine, legacy) + response_check_section(run_dir)
+    lines += columns_note(legacy)
     for scenario in scenarios:
         lines += scenario_table(scenario, machine.get("contenders", "").split(), summary)
     lines += targets_table(target_rows(summary, crocante, soak))
@@ -152,7 +175,21 @@ def header_section(machine, run_dir):
     return lines
 
 
-def parameters_section(machine):
+def log_level_note(level, legacy):
+    """Why the responder runs at this level, and where the totals come from."""
+    if legacy:
+        return ("`notice` rather than the `warning` first asked for, because `warning` also hides the notice-level "
+                "`stopped` line whose totals this report reads. Neither level writes a line per request in these "
+                "scenarios (revoked = info; rejected = notice never happens, the stand-in answers 200); `error` lines "
+                "(failed revocations, drops at most once a second) are written at both."
+                if level == "notice" else f"at `{level}` the `stopped` totals may be missing from the log.")
+    return ("at `notice` also one per revocation the backend rejects (never here: the stand-in answers 200); "
+            "from `warning` up only `error` lines remain (failed revocations, drops at most once a second), "
+            "no line per request in these scenarios. The totals come from the final status JSON it prints "
+            "on stdout at its stop, whatever the level.")
+
+
+def parameters_section(machine, legacy):
     level = machine.get("log_level", "notice")
     lines = [
         "## Machine and parameters",
@@ -174,12 +211,7 @@ def parameters_section(machine):
         f"- crocante-logout runs with `APP_ENV=production`, **`CROCANTE_LOG_LEVEL={level}`**, default queue "
         "capacity (10000) and backend concurrency (16), "
         f"`CROCANTE_DRAIN_TIMEOUT_MS={machine.get('drain_ms')}` so that a stop is quick. At `info` it would log one "
-        "line per revocation; "
-        + ("`notice` rather than the `warning` first asked for, because `warning` also hides the notice-level "
-           "`stopped` line whose totals this report reads. Neither level writes a line per request in these "
-           "scenarios (revoked = info; rejected = notice never happens, the stand-in answers 200); `error` lines "
-           "(failed revocations, drops at most once a second) are written at both."
-           if level == "notice" else f"at `{level}` the `stopped` totals may be missing from the log."),
+        "line per revocation; " + log_level_note(level, legacy),
         "- Backend: `crocante-standin-backend` on loopback (`--delay-ms 1000` for the slow one); refusing = a "
         "loopback port nothing listens on. Valid cookie = `crocante-logout seal --token T` with the run's "
         "`SESSION_SECRET`, the same for every request",
@@ -210,7 +242,7 @@ def response_check_section(run_dir):
     ]
 
 
-def columns_note():
+def columns_note(legacy):
     return [
         "Columns: requests/s over all rounds; ×floor and ×ceiling are ratios to the floor and the ceiling in the "
         "same scenario of the same run; p50 and p99 are means over rounds, max the worst; socket errors = "
@@ -219,7 +251,9 @@ def columns_note():
         "backend CPU likewise (the stand-in backend shares the same cores, so its cost lowers every figure in the "
         "fast-backend scenario); peak "
         "RSS = VmHWM (summed over processes); delivered = requests the stand-in backend recorded; revoked / failed "
-        "/ dropped / lost from crocante-logout's `stopped` line (summed over rounds).",
+        "/ dropped / lost from crocante-logout's "
+        + ("`stopped` line" if legacy else "final status JSON (the last line on its stdout at a clean stop)")
+        + " (summed over rounds).",
         "",
     ]
 
@@ -238,8 +272,9 @@ def scenario_table(scenario, contenders, summary):
         s = summary.get((scenario, contender))
         if not s:
             continue
-        st = s["stopped"]
-        outcome = (f"{st.get('revoked', 0):,} / {st.get('failed', 0):,} / {st.get('dropped', 0):,} / {st.get('lost', 0):,}"
+        st = s["totals"]
+        outcome = (f"{st.get('revocations_revoked', 0):,} / {st.get('revocations_failed', 0):,} / "
+                   f"{st.get('revocations_dropped', 0):,} / {st.get('revocations_lost', 0):,}"
                    if st else "—")
         cpu = "—" if contender == "ceiling" else fmt(s["cpu_us_per_req"], 1)
         rss = "—" if contender == "ceiling" else fmt(s["hwm_kb"] / 1024, 1)
@@ -274,7 +309,7 @@ def soak_verdict(soak, soak_rows):
         return None
     early = statistics.median(r for t, r in soak_rows if 10 <= t < 20)
     late = statistics.median(r for t, r in soak_rows[-10:])
-    return early, late, late / early, soak["stopped"] or {}
+    return early, late, late / early, soak["totals"] or {}
 
 
 def target_rows(summary, c, soak):
@@ -310,7 +345,7 @@ def target_rows(summary, c, soak):
     if soak:
         early, late, growth, st = soak
         targets.append(("soak: RSS flat with the slow backend (median of the last 10 s ≤ 1.1× that of 10–20 s)",
-                        f"{early / 1024:.1f} → {late / 1024:.1f} MiB ({growth:.2f}×), dropped {st.get('dropped', 0):,}",
+                        f"{early / 1024:.1f} → {late / 1024:.1f} MiB ({growth:.2f}×), dropped {st.get('revocations_dropped', 0):,}",
                         growth <= 1.1))
     return targets
 
@@ -327,7 +362,7 @@ def targets_table(targets):
 def soak_section(machine, s, soak):
     if not s:
         return []
-    st = s["stopped"] or {}
+    st = s["totals"] or {}
     lines = [
         "## Soak",
         "",
@@ -335,8 +370,9 @@ def soak_section(machine, s, soak):
         f"(`bench/run --soak`): {fmt(s['rps'])} req/s, p99 {fmt(s['p99_ms'], 2)} ms, max {fmt(s['max_ms'], 1)} ms, "
         f"non-2xx {fmt(s['non2xx'])}, socket errors {fmt(s['socket_errors'])}, CPU {fmt(s['cpu_us_per_req'], 1)} µs/req, "
         f"peak RSS {s['hwm_kb'] / 1024:.1f} MiB; revocations queued {st.get('revocations_queued', 0):,}, revoked "
-        f"{st.get('revoked', 0):,}, failed {st.get('failed', 0):,}, dropped {st.get('dropped', 0):,}, lost at stop "
-        f"{st.get('lost', 0):,}; the backend recorded {fmt(s['delivered'])}.",
+        f"{st.get('revocations_revoked', 0):,}, failed {st.get('revocations_failed', 0):,}, dropped "
+        f"{st.get('revocations_dropped', 0):,}, lost at stop {st.get('revocations_lost', 0):,}; the backend recorded "
+        f"{fmt(s['delivered'])}.",
     ]
     if soak:
         early, late, growth, _ = soak
