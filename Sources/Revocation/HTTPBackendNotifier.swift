@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import LogoutCore
 import NIOCore
 import NIOHTTP1
@@ -42,8 +43,19 @@ public final class HTTPBackendNotifier: BackendNotifier {
     }
 
     /// The request every call copies. Checks what async-http-client does not before NIO sees
-    /// it: a port outside 1...65535 traps in NIO ("Not enough bits") instead of failing.
+    /// it: a port outside 1...65535 traps in NIO ("Not enough bits") instead of failing, inside
+    /// `HTTPClient.Request(url:)` itself when the host is an IP literal, so the port is checked
+    /// on Foundation's parse (the one async-http-client uses) first.
     static func request(url: String) throws(CrocanteError) -> HTTPClient.Request {
+        guard let parsed = URL(string: url) else {
+            throw .invalidSetting("API_GATEWAY", reason: "not a URL")
+        }
+        // Foundation reads a port too big for an Int as no port at all (the scheme's default).
+        if let text = explicitPort(in: url), !text.isEmpty {
+            guard text.count <= 5, let port = Int(text), (1...65_535).contains(port), parsed.port == port else {
+                throw .invalidSetting("API_GATEWAY", reason: "port \(text.prefix(12)) is outside 1...65535")
+            }
+        }
         let request: HTTPClient.Request
         do {
             request = try HTTPClient.Request(
@@ -59,6 +71,17 @@ public final class HTTPBackendNotifier: BackendNotifier {
             throw .invalidSetting("API_GATEWAY", reason: "the URL names no host")
         }
         return request
+    }
+
+    /// The port as written in `url`'s authority (RFC 3986 §3.2), nil when none is written.
+    static func explicitPort(in url: String) -> Substring? {
+        guard let start = url.range(of: "://")?.upperBound else { return nil }
+        let rest = url[start...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hostAndPort = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? authority
+        let afterHost = hostAndPort.hasPrefix("[") ? hostAndPort.drop { $0 != "]" }.dropFirst() : hostAndPort
+        guard let colon = afterHost.lastIndex(of: ":") else { return nil }
+        return afterHost[afterHost.index(after: colon)...]
     }
 
     public func revoke(_ token: AccessToken, completion: @escaping @Sendable (RevocationOutcome) -> Void) {

@@ -242,6 +242,9 @@ func flakyBackend(failures: Int, outcome: RevocationOutcome = .failed(.status(50
     static let refused: [String] = [
         "http://127.0.0.1:65536/api/auth/logout",
         "http://127.0.0.1:99999999999/x",
+        "http://127.0.0.1:0/x",
+        "http://backend.internal:65536/x",
+        "http://127.0.0.1:99999999999999999999999/x",
         "not a url",
         "ftp://127.0.0.1/x",
         "http:///x",

@@ -184,7 +184,7 @@ func receipt(_ record: UInt64) -> JournalReceipt { JournalReceipt(segment: 1, re
             $0.retryBase = .milliseconds(100)
             $0.retryMax = .seconds(30)
         }
-        let ceiling = min(30_000, 100 << Int64(attempt - 1))
+        let ceiling: Int64 = min(30_000, Int64(100) << Int64(attempt - 1))
         var random = SeededRandom(state: UInt64(attempt))
         let delays = (0..<500).map { _ in driver.machine.retryDelay(attempt: attempt, retryAfter: nil, random: &random) }
         #expect(delays.allSatisfy { (0...ceiling).contains($0) })
@@ -441,7 +441,7 @@ func receipt(_ record: UInt64) -> JournalReceipt { JournalReceipt(segment: 1, re
 extension [UInt8] {
     /// Base64url without padding, for building test JWTs.
     var base64URL: String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let alphabet = [Character]("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
         var out = ""
         var index = 0
         while index < count {
