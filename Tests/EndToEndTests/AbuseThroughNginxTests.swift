@@ -9,15 +9,6 @@ import Glibc
 /// the responder keeps answering and no worker stays pinned.
 @Suite(.serialized)
 struct AbuseThroughNginxTests {
-    static let clearedCookie =
-        "crocante_session=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Strict; Secure"
-
-    /// The responder's own counters, from the status path nginx.conf.example exposes to loopback.
-    static func status(_ stack: FaultStack) throws -> [String: Int] {
-        let answer = try stack.send("GET", path: "/crocante-logout/status")
-        return (try? JSONDecoder().decode([String: Int].self, from: Data(answer.body.utf8))) ?? [:]
-    }
-
     /// `fastcgi_keep_conn on` with an upstream `keepalive 16`, eight times the two workers, and
     /// 32 clients at once: every request gets an answer at once, every logout answered 200 is
     /// revoked, and afterwards no FastCGI connection is left open and no worker is busy, because
@@ -40,7 +31,7 @@ struct AbuseThroughNginxTests {
         ]
         // nginx.conf.example retries a failed POST; the case without it shows why it does.
         if !retryPost { site.append(("fastcgi_next_upstream error timeout non_idempotent;", "")) }
-        try FaultStack.with(.init(environment: ["CROCANTE_WORKERS": "2"], site: site)) { stack in
+        try withTestStack(.init(environment: ["CROCANTE_WORKERS": "2"], site: site)) { stack in
             let configuration = try stack.siteConfiguration()
             #expect(configuration.contains("    keepalive 16;\n") && !configuration.contains("fastcgi_keep_conn off;"))
             let clients = 32, perClient = 4
@@ -50,10 +41,8 @@ struct AbuseThroughNginxTests {
             let answers = onThreads(clients) { client in
                 (0..<perClient).map { round -> (token: String, status: Int) in
                     let index = client * perClient + round
-                    let request = RawHTTP.request(
-                        "POST", path: "/api/auth/logout", cookies: [Array("crocante_session=\(cookies[index])".utf8)], headers: [], body: [])
-                    guard let answer = try? RawHTTP.parse(RawHTTP.exchange(port: port, request)) else { return (tokens[index], -1) }
-                    let complete = answer.status == 200 && answer.header("Set-Cookie") == Self.clearedCookie && answer.body == #"{"success":true}"#
+                    guard let answer = try? RawHTTP.parse(RawHTTP.exchange(port: port, RawHTTP.logout(cookie: cookies[index]))) else { return (tokens[index], -1) }
+                    let complete = answer.status == 200 && answer.header("Set-Cookie") == Contract.clearedSecureCookie && answer.body == #"{"success":true}"#
                     return (tokens[index], complete ? 200 : answer.status)
                 }
             }.flatMap { $0 }
@@ -67,12 +56,12 @@ struct AbuseThroughNginxTests {
             #expect(postErrors.allSatisfy { $0.contains("upstream prematurely closed connection") })
             // Nothing holds the socket open, and the one busy worker is the one answering the status request.
             #expect(Harness.waitUntil { Proc.connectedUnixSockets(path: stack.socketPath) == 0 })
-            let status = try Self.status(stack)
+            let status = try stack.status()
             #expect(status["active_workers"] == 1 && status["total_workers"] == 2, "\(status)")
             #expect(stack.backendReaches(answered.count))
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report?["revoked"] == answered.count && stopped.report?["requests"] == answered.count + 1, "\(stopped.report.map(\.description) ?? "no stopped line")")
+            #expect(stopped.totals?.revoked == answered.count && stopped.totals?.requests == answered.count + 1, "\(stopped.totals.map(\.description) ?? "no final status")")
             #expect(stack.backendBearers.sorted() == answered.map { "Bearer \($0)" }.sorted())
         }
     }
@@ -82,10 +71,10 @@ struct AbuseThroughNginxTests {
     /// carries a session; the ten valid logouts after them are all answered and revoked, and
     /// nothing else reaches the backend.
     @Test func clientsThatGiveUpDoNotStopTheResponder() throws {
-        try FaultStack.with(.init(environment: ["CROCANTE_WORKERS": "2"])) { stack in
+        try withTestStack(.init(environment: ["CROCANTE_WORKERS": "2"])) { stack in
             let port = stack.nginxPort
             let partial = Array("POST /api/auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nCook".utf8)
-            let full = RawHTTP.request("POST", path: "/api/auth/logout", cookies: [Array("crocante_session=not-a-session".utf8)], headers: [], body: [])
+            let full = RawHTTP.logout(cookie: "not-a-session")
             _ = onThreads(8) { _ in
                 for round in 0..<25 {
                     guard let fd = try? Socket.connectTCP(port: port) else { continue }
@@ -116,17 +105,17 @@ struct AbuseThroughNginxTests {
             }
             #expect(curlStatuses.allSatisfy { $0 == 0 || $0 == 28 }, "\(curlStatuses)")
             #expect(curlStatuses.suffix(10).allSatisfy { $0 == 28 }, "curl did not give up mid-body: \(curlStatuses)")
-            #expect(stack.responder.process.isRunning)
+            #expect(stack.responder.isRunning)
 
             let tokens = Seal.tokens(10, "after-abort")
             for cookie in try Seal.sessions(tokens) {
                 let answer = try stack.logout(cookie)
-                #expect(answer.status == 200 && answer.header("Set-Cookie") == Self.clearedCookie)
+                #expect(answer.status == 200 && answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             }
             #expect(stack.backendReaches(10))
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report?["revoked"] == 10 && stopped.report?["revocations_queued"] == 10)
+            #expect(stopped.totals?.revoked == 10 && stopped.totals?.queued == 10)
             #expect(stack.backendBearers.sorted() == tokens.map { "Bearer \($0)" }.sorted())
         }
     }
@@ -134,7 +123,7 @@ struct AbuseThroughNginxTests {
     /// nginx reads a request whole before it connects upstream: clients stuck mid-headers or
     /// mid-body hold no worker, so with two workers and eight such clients open, logouts go on.
     @Test func slowClientsHoldNoWorker() throws {
-        try FaultStack.with(.init(environment: ["CROCANTE_WORKERS": "2"])) { stack in
+        try withTestStack(.init(environment: ["CROCANTE_WORKERS": "2"])) { stack in
             var slow: [Int32] = []
             defer { slow.forEach { close($0) } }
             for index in 0..<8 {
@@ -149,7 +138,7 @@ struct AbuseThroughNginxTests {
             let tokens = Seal.tokens(6, "beside-slow")
             for cookie in try Seal.sessions(tokens) { #expect(try stack.logout(cookie).status == 200) }
             #expect(stack.backendReaches(6))
-            let status = try Self.status(stack)
+            let status = try stack.status()
             #expect(status["active_workers"] == 1, "\(status)")
         }
     }
@@ -158,7 +147,7 @@ struct AbuseThroughNginxTests {
     /// request, a whole one reset before its answer is read. Every worker survives: logouts
     /// through nginx and straight over FastCGI are answered afterwards, and only they revoke.
     @Test func brokenFastCGIConnectionsDoNotStopTheResponder() throws {
-        try FaultStack.with(.init(environment: ["CROCANTE_WORKERS": "2"])) { stack in
+        try withTestStack(.init(environment: ["CROCANTE_WORKERS": "2"])) { stack in
             let path = stack.socketPath
             let whole = FastCGIClient.request(cookie: nil)
             _ = onThreads(4) { thread in
@@ -179,21 +168,18 @@ struct AbuseThroughNginxTests {
                     }
                 }
             }
-            #expect(stack.responder.process.isRunning)
+            #expect(stack.responder.isRunning)
             let tokens = Seal.tokens(8, "after-broken")
             let cookies = try Seal.sessions(tokens)
             for cookie in cookies.prefix(4) { #expect(try stack.logout(cookie).status == 200) }
             for cookie in cookies.suffix(4) {
-                let fd = try Socket.connectUnix(path: path)
-                defer { close(fd) }
-                try Socket.writeAll(fd, FastCGIClient.request(cookie: cookie))
-                let response = String(decoding: FastCGIClient.stdout(of: try Socket.readToEnd(fd)), as: UTF8.self)
+                let response = try FastCGIClient.exchange(unixSocket: path, FastCGIClient.request(cookie: cookie))
                 #expect(response.hasPrefix("Status: 200 OK\r\n") && response.hasSuffix("\r\n\r\n{\"success\":true}"), "\(response)")
             }
             #expect(stack.backendReaches(8))
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report?["revoked"] == 8 && stopped.report?["revocations_queued"] == 8)
+            #expect(stopped.totals?.revoked == 8 && stopped.totals?.queued == 8)
             #expect(stack.backendBearers.sorted() == tokens.map { "Bearer \($0)" }.sorted())
         }
     }

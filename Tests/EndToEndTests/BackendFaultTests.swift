@@ -8,9 +8,6 @@ import Glibc
 /// Whatever the backend does, the logout is the same 200 and never waits for it.
 @Suite(.serialized)
 struct BackendFaultTests {
-    static let clearedCookie =
-        "crocante_session=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Strict; Secure"
-
     struct Fault: Sendable, CustomTestStringConvertible {
         let name: String
         /// Stand-in flags; nil: nothing listens (connection refused).
@@ -18,17 +15,17 @@ struct BackendFaultTests {
         let environment: [String: String]
         /// The backend requests it sees for one logout.
         let received: Int
-        /// The totals of the responder's `stopped` line besides requests and queued.
-        let outcome: StopReport
+        /// The responder's final totals.
+        let outcome: ResponderTotals
         /// The log line the outcome is reported with.
         let logLine: String
 
         var testDescription: String { name }
     }
 
-    static let revoked = StopReport.expecting(requests: 1, queued: 1, revoked: 1)
-    static let rejected = StopReport.expecting(requests: 1, queued: 1, rejected: 1)
-    static let failed = StopReport.expecting(requests: 1, queued: 1, failed: 1)
+    static let revoked = ResponderTotals(requests: 1, queued: 1, revoked: 1)
+    static let rejected = ResponderTotals(requests: 1, queued: 1, rejected: 1)
+    static let failed = ResponderTotals(requests: 1, queued: 1, failed: 1)
 
     static let faults: [Fault] = [
         Fault(name: "fast 200", backend: [], environment: [:], received: 1, outcome: revoked, logLine: "revocation revoked"),
@@ -66,15 +63,15 @@ struct BackendFaultTests {
     /// been made exactly once (no retry) and its outcome is counted and logged as documented.
     @Test(arguments: faults)
     func everyBackendFaultStillLogsOut(fault: Fault) throws {
-        try FaultStack.with(.init(backend: fault.backend, environment: fault.environment)) { stack in
+        try withTestStack(.init(backend: fault.backend, environment: fault.environment)) { stack in
             let token = Seal.tokens(1, "fault")[0]
             let answer = try stack.logout(Seal.session(token))
             #expect(answer.status == 200)
-            #expect(answer.header("Set-Cookie") == Self.clearedCookie)
+            #expect(answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             #expect(answer.body == #"{"success":true}"#)
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == fault.outcome)
+            #expect(stopped.totals == fault.outcome)
             #expect(stack.responder.stderr.contains(fault.logLine), "\(stack.responder.stderr)")
             #expect(stack.backendBearers == Array(repeating: "Bearer \(token)", count: fault.received))
         }
@@ -84,14 +81,14 @@ struct BackendFaultTests {
     /// never answers and the call's deadline is a minute away, yet curl has its 200; afterwards
     /// the backend has the request on a connection that is still open, and no outcome is logged.
     @Test func theAnswerDoesNotWaitForABackendThatNeverAnswers() throws {
-        let options = FaultStack.Options(
+        let options = TestStack.Options(
             backend: ["--behavior", "blackhole"],
             environment: ["CROCANTE_BACKEND_TIMEOUT_MS": "60000", "CROCANTE_DRAIN_TIMEOUT_MS": "200"])
-        try FaultStack.with(options) { stack in
+        try withTestStack(options) { stack in
             let token = Seal.tokens(1, "blackhole")[0]
             let (answer, _) = try stack.curl(headers: ["Cookie: crocante_session=\(try Seal.session(token))"])
             #expect(answer.status == 200 && answer.body == #"{"success":true}"#)
-            #expect(answer.header("Set-Cookie") == Self.clearedCookie)
+            #expect(answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             #expect(stack.backendReaches(1))
             #expect(stack.backendBearers == ["Bearer \(token)"])
             #expect(Harness.waitUntil { Proc.establishedConnections(toPort: stack.backendPort) >= 1 })
@@ -101,7 +98,7 @@ struct BackendFaultTests {
             // At SIGTERM the drain deadline passes with the call unanswered: counted and logged as lost.
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 2, queued: 1, lost: 1))
+            #expect(stopped.totals == ResponderTotals(requests: 2, queued: 1, lost: 1))
             #expect(stack.responder.stderr.contains("revocations lost at shutdown"))
         }
     }
@@ -109,18 +106,18 @@ struct BackendFaultTests {
     /// Five logouts in a row against a backend that answers each call after 2 s: all five answers
     /// are in before the first revocation outcome, which comes afterwards.
     @Test func theAnswerDoesNotWaitForASlowBackend() throws {
-        try FaultStack.with(.init(backend: ["--delay-ms", "2000"])) { stack in
+        try withTestStack(.init(backend: ["--delay-ms", "2000"])) { stack in
             let tokens = Seal.tokens(5, "slow")
             for cookie in try Seal.sessions(tokens) {
                 let (answer, _) = try stack.curl(headers: ["Cookie: crocante_session=\(cookie)"])
-                #expect(answer.status == 200 && answer.header("Set-Cookie") == Self.clearedCookie)
+                #expect(answer.status == 200 && answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             }
             #expect(!stack.responder.stderr.contains("revocation revoked"), "a revocation ended before the answers")
             #expect(stack.backendReaches(5))
             #expect(Harness.waitUntil { stack.responder.stderr.components(separatedBy: "revocation revoked").count - 1 == 5 })
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 5, queued: 5, revoked: 5))
+            #expect(stopped.totals == ResponderTotals(requests: 5, queued: 5, revoked: 5))
             #expect(Set(stack.backendBearers) == Set(tokens.map { "Bearer \($0)" }))
         }
     }
@@ -128,45 +125,43 @@ struct BackendFaultTests {
     /// A full queue drops, counts and logs, and never delays an answer: with one call at a time
     /// held by a blackhole and room for one more, three of five sessions are dropped.
     @Test func aFullQueueDropsAndCountsButNeverDelaysTheAnswer() throws {
-        let options = FaultStack.Options(
+        let options = TestStack.Options(
             backend: ["--behavior", "blackhole"],
             environment: [
                 "CROCANTE_QUEUE_CAPACITY": "1", "CROCANTE_BACKEND_CONCURRENCY": "1", "CROCANTE_WORKERS": "1",
                 "CROCANTE_BACKEND_TIMEOUT_MS": "60000", "CROCANTE_DRAIN_TIMEOUT_MS": "200",
             ])
-        try FaultStack.with(options) { stack in
+        try withTestStack(options) { stack in
             let tokens = Seal.tokens(5, "full")
             for cookie in try Seal.sessions(tokens) {
                 let answer = try stack.logout(cookie)
-                #expect(answer.status == 200 && answer.header("Set-Cookie") == Self.clearedCookie)
+                #expect(answer.status == 200 && answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             }
             #expect(stack.backendReaches(1))
             #expect(stack.backendBearers == ["Bearer \(tokens[0])"])
             #expect(stack.responder.stderr.contains("revocation dropped: queue full or closed"))
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report?.values == [
-                "requests": 5, "revocations_queued": 2, "dropped": 3, "lost": 2, "revoked": 0, "rejected": 0, "failed": 0,
-            ])
+            #expect(stopped.totals == ResponderTotals(requests: 5, queued: 2, dropped: 3, lost: 2))
         }
     }
 
     /// When the drain deadline passes, the calls still running are counted as lost, and the
     /// log says so once. Their cancellation must not then be logged as a failure too: the log
     /// would count each of those tokens twice, once as lost and once as failed, while the
-    /// `stopped` totals say failed=0.
+    /// final totals say failed=0.
     @Test func aRevocationLostAtShutdownIsNotAlsoLoggedAsFailed() throws {
-        let options = FaultStack.Options(
+        let options = TestStack.Options(
             backend: ["--behavior", "blackhole"],
             environment: ["CROCANTE_BACKEND_TIMEOUT_MS": "60000", "CROCANTE_DRAIN_TIMEOUT_MS": "200"])
-        try FaultStack.with(options) { stack in
+        try withTestStack(options) { stack in
             for cookie in try Seal.sessions(Seal.tokens(3, "lost")) { #expect(try stack.logout(cookie).status == 200) }
             #expect(stack.backendReaches(3))
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 3, queued: 3, lost: 3))
+            #expect(stopped.totals == ResponderTotals(requests: 3, queued: 3, lost: 3))
             let failedLines = stack.responder.stderr.split(separator: "\n").filter { $0.hasSuffix("] revocation failed: the token may still be alive") }
-            #expect(failedLines.count == stopped.report?["failed"], "late failure lines for lost revocations:\n\(failedLines.joined(separator: "\n"))")
+            #expect(failedLines.count == stopped.totals?.failed, "late failure lines for lost revocations:\n\(failedLines.joined(separator: "\n"))")
         }
     }
 }

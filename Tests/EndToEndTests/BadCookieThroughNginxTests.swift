@@ -14,9 +14,6 @@ import Glibc
 /// without sleeping.
 @Suite(.serialized)
 struct BadCookieThroughNginxTests {
-    static let clearedCookie =
-        "crocante_session=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Strict; Secure"
-
     struct Case: Sendable, CustomTestStringConvertible {
         let name: String
         /// The `Cookie` header lines to send, and the token the backend must get (nil: no call).
@@ -78,10 +75,10 @@ struct BadCookieThroughNginxTests {
         Case("JSON whose token is null") { session(try Seal.origin([#"{"token":null,"issuedAt":1700000000000}"#])[0]) },
         Case("JSON whose token is an array") { session(try Seal.origin([#"{"token":["abc"],"issuedAt":1}"#])[0]) },
         Case("JSON without a token") { session(try Seal.origin([#"{"issuedAt":1700000000000}"#])[0]) },
-        Case("JSON with an empty token") { session(try Seal.origin([Harness.originJSON(token: "")])[0]) },
-        Case("JSON token with CR LF") { session(try Seal.origin([Harness.originJSON(token: "tok\r\nX-Injected: 1")])[0]) },
-        Case("JSON token with a space") { session(try Seal.origin([Harness.originJSON(token: "tok en")])[0]) },
-        Case("JSON token with non-ASCII") { session(try Seal.origin([Harness.originJSON(token: "tökén-ünicode")])[0]) },
+        Case("JSON with an empty token") { session(try Seal.origin([Seal.originJSON(token: "")])[0]) },
+        Case("JSON token with CR LF") { session(try Seal.origin([Seal.originJSON(token: "tok\r\nX-Injected: 1")])[0]) },
+        Case("JSON token with a space") { session(try Seal.origin([Seal.originJSON(token: "tok en")])[0]) },
+        Case("JSON token with non-ASCII") { session(try Seal.origin([Seal.originJSON(token: "tökén-ünicode")])[0]) },
         Case("JSON with invalid UTF-8 in the token") {
             session(try Seal.bytes(Array(#"{"token":"ab"#.utf8) + [0xFF] + Array(#"cd","issuedAt":1}"#.utf8)))
         },
@@ -131,18 +128,18 @@ struct BadCookieThroughNginxTests {
 
     @Test(arguments: cases)
     func everyCookieGetsTheSame200AndOnlyASessionIsRevoked(_ testCase: Case) throws {
-        try FaultStack.with(.init(environment: FaultStack.oneAtATime)) { stack in
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
             let (cookies, bytes, revokes) = try testCase.build()
             let answer = try stack.send(cookies: bytes ?? cookies.map { Array($0.utf8) })
             #expect(answer.status == 200)
-            #expect(answer.header("Set-Cookie") == Self.clearedCookie)
+            #expect(answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             #expect(answer.body == #"{"success":true}"#)
             let previous = revokes == nil ? 0 : 1
             try stack.expectNoOtherCall(after: previous)
             if let revokes { #expect(stack.backendBearers.first == "Bearer \(revokes)") }
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 2, queued: previous + 1, revoked: previous + 1))
+            #expect(stopped.totals == ResponderTotals(requests: 2, queued: previous + 1, revoked: previous + 1))
         }
     }
 }
@@ -158,10 +155,10 @@ extension BadCookieThroughNginxTests {
     ///   (`$http_cookie` joins them) and a session in the last one is found; a fifth 7 KiB line is
     ///   again a 400 from nginx.
     @Test func bigCookiesUpToWhatNginxPassesAndBeyond() throws {
-        try FaultStack.with(.init(environment: FaultStack.oneAtATime)) { stack in
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
             let prefix = "crocante_session="
             let lineOverhead = "Cookie: ".utf8.count + prefix.utf8.count + 2
-            func single(_ lineLength: Int) throws -> Stack.Answer {
+            func single(_ lineLength: Int) throws -> HTTPAnswer {
                 try stack.send(cookies: [Array((prefix + String(repeating: "A", count: lineLength - lineOverhead)).utf8)])
             }
             // A session big enough to need a ~6 KiB cookie still opens and revokes.
@@ -173,7 +170,7 @@ extension BadCookieThroughNginxTests {
             #expect(stack.backendBearers == ["Bearer \(bigToken)"])
 
             let atTheLimit = try single(8192)
-            #expect(atTheLimit.status == 200 && atTheLimit.header("Set-Cookie") == Self.clearedCookie)
+            #expect(atTheLimit.status == 200 && atTheLimit.header("Set-Cookie") == Contract.clearedSecureCookie)
             for length in [8193, 16 * 1024] {
                 let refused = try single(length)
                 #expect(refused.status == 400, "a \(length)-byte Cookie line")
@@ -184,7 +181,7 @@ extension BadCookieThroughNginxTests {
             let lastToken = Seal.tokens(1, "fourth-line")[0]
             let filler = (0..<3).map { Array("c\($0)=\(String(repeating: "B", count: 8100))".utf8) }
             let four = try stack.send(cookies: filler + [Array("c3=\(String(repeating: "B", count: 7000)); \(prefix)\(try Seal.session(lastToken))".utf8)])
-            #expect(four.status == 200 && four.header("Set-Cookie") == Self.clearedCookie)
+            #expect(four.status == 200 && four.header("Set-Cookie") == Contract.clearedSecureCookie)
             #expect(stack.backendReaches(2))
             #expect(stack.backendBearers.last == "Bearer \(lastToken)")
             let five = try stack.send(cookies: (0..<5).map { Array("c\($0)=\(String(repeating: "B", count: 7000))".utf8) })
@@ -193,7 +190,7 @@ extension BadCookieThroughNginxTests {
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
             // Only the three requests answered 200 reached the responder.
-            #expect(stopped.report == .expecting(requests: 3, queued: 2, revoked: 2))
+            #expect(stopped.totals == ResponderTotals(requests: 3, queued: 2, revoked: 2))
         }
     }
 }

@@ -8,9 +8,6 @@ import Glibc
 /// The documented contract, as a browser gets it through nginx.conf.example.
 @Suite(.serialized)
 struct ContractThroughNginxTests {
-    static let clearedCookie =
-        "crocante_session=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Strict"
-
     /// The answer's header block as curl receives it, with nginx's own `Server` and `Date` values
     /// checked for shape and then written as placeholders.
     static func normalizedHeaders(_ raw: String) -> String {
@@ -34,7 +31,7 @@ struct ContractThroughNginxTests {
 
     @Test(arguments: ["production", "staging", "development"])
     func theAnswerIsTheContractByteForByte(appEnv: String) throws {
-        try FaultStack.with(.init(environment: ["APP_ENV": appEnv])) { stack in
+        try withTestStack(.init(environment: ["APP_ENV": appEnv])) { stack in
             let token = Seal.tokens(1, "contract")[0]
             let (answer, raw) = try stack.curl(headers: ["Cookie: crocante_session=\(try Seal.session(token))"])
             let secure = appEnv == "production" ? "; Secure" : ""
@@ -47,7 +44,7 @@ struct ContractThroughNginxTests {
                     Content-Length: 16\r
                     Connection: keep-alive\r
                     Cache-Control: no-store\r
-                    Set-Cookie: \(Self.clearedCookie)\(secure)
+                    Set-Cookie: \(Contract.clearedCookie)\(secure)
                     """)
             #expect(answer.body == #"{"success":true}"#)
             #expect(answer.body.utf8.count == Int(answer.header("Content-Length") ?? ""))
@@ -55,14 +52,14 @@ struct ContractThroughNginxTests {
             #expect(stack.backendBearers == ["Bearer \(token)"])
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 1, queued: 1, revoked: 1))
+            #expect(stopped.totals == ResponderTotals(requests: 1, queued: 1, revoked: 1))
         }
     }
 
     /// HEAD gets the same status and headers with no body; nothing is revoked, the cookie is kept.
     @Test(arguments: ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "PURGE"])
     func otherMethodsGet405AllowPostAndNoRevocation(method: String) throws {
-        try FaultStack.with(.init(environment: FaultStack.oneAtATime)) { stack in
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
             let cookie = try Seal.session(Seal.tokens(1, "method")[0])
             let (answer, raw) = try stack.curl(method, headers: ["Cookie: crocante_session=\(cookie)"])
             #expect(answer.status == 405)
@@ -83,7 +80,7 @@ struct ContractThroughNginxTests {
             try stack.expectNoOtherCall(after: 0)
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 2, queued: 1, revoked: 1))
+            #expect(stopped.totals == ResponderTotals(requests: 2, queued: 1, revoked: 1))
         }
     }
 
@@ -91,7 +88,7 @@ struct ContractThroughNginxTests {
         ["Content-Type: application/json"], ["Content-Type: application/x-www-form-urlencoded"], ["Transfer-Encoding: chunked"],
     ])
     func aPostWithABodyLogsOutAndRevokes(headers: [String]) throws {
-        try FaultStack.with(.init(environment: FaultStack.oneAtATime)) { stack in
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
             let token = Seal.tokens(1, "body")[0]
             let body = Array(#"{"reason":"user","padding":"\#(String(repeating: "x", count: 2000))"}"#.utf8)
             let cookie = Array("crocante_session=\(try Seal.session(token))".utf8)
@@ -103,7 +100,7 @@ struct ContractThroughNginxTests {
                 : RawHTTP.request("POST", path: "/api/auth/logout", cookies: [cookie], headers: headers, body: body)
             let answer = try RawHTTP.parse(RawHTTP.exchange(port: stack.nginxPort, request))
             #expect(answer.status == 200)
-            #expect(answer.header("Set-Cookie") == Self.clearedCookie + "; Secure")
+            #expect(answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             #expect(answer.body == #"{"success":true}"#)
             #expect(stack.backendReaches(1))
             #expect(stack.backendBearers == ["Bearer \(token)"])
@@ -113,7 +110,7 @@ struct ContractThroughNginxTests {
     /// nginx.conf.example caps bodies at 16k: nginx answers 413 itself; the responder never sees
     /// the request, so the cookie is neither cleared nor revoked.
     @Test func aBodyOverTheLimitIsRefusedByNginxBeforeTheResponder() throws {
-        try FaultStack.with(.init(environment: FaultStack.oneAtATime)) { stack in
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
             let cookie = try Seal.session(Seal.tokens(1, "bigbody")[0])
             let answer = try stack.send(
                 cookies: [Array("crocante_session=\(cookie)".utf8)], body: Array(repeating: UInt8(ascii: "a"), count: 17 * 1024))
@@ -121,33 +118,33 @@ struct ContractThroughNginxTests {
             #expect(answer.header("Set-Cookie") == nil)
             try stack.expectNoOtherCall(after: 0)
             let stopped = stack.stopResponder()
-            #expect(stopped.report == .expecting(requests: 1, queued: 1, revoked: 1))
+            #expect(stopped.totals == ResponderTotals(requests: 1, queued: 1, revoked: 1))
         }
     }
 
     /// CROCANTE_LISTEN on TCP, nginx's upstream pointed at the same address.
     @Test(arguments: ["127.0.0.1", "::1"])
     func logoutOverTCP(host: String) throws {
-        try FaultStack.with(.init(listen: .tcp(host: host))) { stack in
-            #expect(stack.responder.stderr.contains("listen=\(stack.listenValue)"))
+        try withTestStack(.init(listen: .tcp(host: host))) { stack in
+            #expect(stack.responder.stderr.contains("listen=\(stack.fastcgiAddress)"))
             let tokens = Seal.tokens(3, "tcp")
             for cookie in try Seal.sessions(tokens) {
                 let answer = try stack.logout(cookie)
                 #expect(answer.status == 200 && answer.body == #"{"success":true}"#)
-                #expect(answer.header("Set-Cookie") == Self.clearedCookie + "; Secure")
+                #expect(answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             }
             #expect(stack.backendReaches(3))
             #expect(Set(stack.backendBearers) == Set(tokens.map { "Bearer \($0)" }))
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 3, queued: 3, revoked: 3))
+            #expect(stopped.totals == ResponderTotals(requests: 3, queued: 3, revoked: 3))
         }
     }
 
     /// The default deployment: a unix socket the responder creates with CROCANTE_SOCKET_MODE and
     /// unlinks when it stops.
     @Test func logoutOverAUnixSocket() throws {
-        try FaultStack.with(.init(environment: ["CROCANTE_SOCKET_MODE": "0606"])) { stack in
+        try withTestStack(.init(environment: ["CROCANTE_SOCKET_MODE": "0606"])) { stack in
             var status = stat()
             try #require(lstat(stack.socketPath, &status) == 0)
             #expect(status.st_mode & S_IFMT == S_IFSOCK)
@@ -158,16 +155,16 @@ struct ContractThroughNginxTests {
             #expect(Set(stack.backendBearers) == Set(tokens.map { "Bearer \($0)" }))
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 3, queued: 3, revoked: 3))
+            #expect(stopped.totals == ResponderTotals(requests: 3, queued: 3, revoked: 3))
             #expect(lstat(stack.socketPath, &status) != 0 && errno == ENOENT, "the socket file is left behind")
         }
     }
 
     @Test func aQueryStringStillLogsOut() throws {
-        try FaultStack.with { stack in
+        try withTestStack { stack in
             let token = Seal.tokens(1, "query")[0]
             let answer = try stack.send(path: "/api/auth/logout?next=%2F&x=1", cookies: [Array("crocante_session=\(try Seal.session(token))".utf8)])
-            #expect(answer.status == 200 && answer.header("Set-Cookie") == Self.clearedCookie + "; Secure")
+            #expect(answer.status == 200 && answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             #expect(stack.backendReaches(1))
             #expect(stack.backendBearers == ["Bearer \(token)"])
         }
@@ -175,16 +172,16 @@ struct ContractThroughNginxTests {
 
     /// A responder told to serve another path answers 404 to what nginx sends it, and revokes nothing.
     @Test func aPathTheResponderDoesNotServeIs404() throws {
-        var environment = FaultStack.oneAtATime
+        var environment = TestStack.oneAtATime
         environment["CROCANTE_LOGOUT_PATH"] = "/elsewhere"
-        try FaultStack.with(.init(environment: environment)) { stack in
+        try withTestStack(.init(environment: environment)) { stack in
             let answer = try stack.logout(Seal.session(Seal.tokens(1, "path")[0]))
             #expect(answer.status == 404)
             #expect(answer.header("Set-Cookie") == nil)
             #expect(answer.body == #"{"success":false,"error":"not found"}"#)
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 1))
+            #expect(stopped.totals == ResponderTotals(requests: 1))
             #expect(stack.backendRequests().isEmpty)
         }
     }

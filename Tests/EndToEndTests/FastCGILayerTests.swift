@@ -10,77 +10,70 @@ import Glibc
 struct FastCGILayerTests {
     @Test(arguments: ["127.0.0.1", "::1"])
     func listensOnExactlyOneTCPAddress(host: String) throws {
-        let stack = try Stack(tcpHost: host)
-        #expect(try stack.logout(cookie: nil).status == 200)
-        #expect(stack.responder.stderr.contains("listen=\(stack.fastcgiAddress)"))
+        try withTestStack(.init(listen: .tcp(host: host))) { stack throws in
+            #expect(try stack.logout(nil).status == 200)
+            #expect(stack.responder.stderr.contains("listen=\(stack.fastcgiAddress)"))
+        }
     }
 
     @Test(arguments: [false, true])
     func takesAnInheritedSocket(asStandardInput: Bool) throws {
-        let stack = try Stack(holdSocket: true, socketAsStandardInput: asStandardInput)
-        #expect(try stack.logout(cookie: nil).status == 200)
-        #expect(stack.responder.stderr.contains(asStandardInput ? "listen=inherited fd 0" : "listen=systemd fd 3"))
-        stack.responder.send(SIGTERM)
-        #expect(stack.responder.waitForExit() == 0)
-        // The socket belongs to the parent: still there, still listening.
-        #expect(FileManager.default.fileExists(atPath: stack.socketPath))
+        try withTestStack(.init(listen: asStandardInput ? .standardInputSocket : .systemdSocket)) { stack throws in
+            #expect(try stack.logout(nil).status == 200)
+            #expect(stack.responder.stderr.contains(asStandardInput ? "listen=inherited fd 0" : "listen=systemd fd 3"))
+            #expect(stack.stopResponder().status == 0)
+            // The socket belongs to the parent: still there, still listening.
+            #expect(FileManager.default.fileExists(atPath: stack.socketPath))
+        }
     }
 
+    /// Without CROCANTE_SOCKET_MODE the socket is 0660.
     @Test func replacesAStaleSocketFileWithTheConfiguredMode() throws {
-        let directory = try Harness.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("fcgi.sock").path
-        close(try Harness.listeningUnixSocket(at: path))  // a socket file nobody listens on any more
+        try withTestStack(.init(unsetEnvironment: ["CROCANTE_SOCKET_MODE"], startsResponder: false)) { stack in
+            let path = stack.socketPath
+            close(try Socket.listeningUnix(at: path))  // a socket file nobody listens on any more
 
-        let responder = try ManagedProcess(
-            Harness.product("crocante-logout"), [],
-            environment: ["SESSION_SECRET": Harness.secret, "API_GATEWAY": "http://127.0.0.1:9", "EP_AUTH_LOGOUT": "x",
-                          "CROCANTE_LISTEN": "unix:\(path)"],
-            logDirectory: directory, name: "responder")
-        #expect(Harness.waitUntil { responder.stderr.contains(" ready") })
-        var status = stat()
-        #expect(lstat(path, &status) == 0)
-        #expect(status.st_mode & 0o777 == 0o660)
-        #expect(status.st_mode & S_IFMT == S_IFSOCK)
+            try stack.startResponder()
+            var status = stat()
+            #expect(lstat(path, &status) == 0)
+            #expect(status.st_mode & 0o777 == 0o660)
+            #expect(status.st_mode & S_IFMT == S_IFSOCK)
 
-        // A second responder must not take over a socket someone is listening on.
-        let second = try Harness.run(
-            Harness.product("crocante-logout").path, [],
-            environment: ["SESSION_SECRET": Harness.secret, "API_GATEWAY": "http://127.0.0.1:9", "EP_AUTH_LOGOUT": "x",
-                          "CROCANTE_LISTEN": "unix:\(path)"])
-        #expect(second.status == 71)
-        #expect(second.stderr.contains("in use by a running process"))
+            // A second responder must not take over a socket someone is listening on.
+            let second = try Harness.run(Harness.product("crocante-logout").path, [], environment: stack.responderEnvironment())
+            #expect(second.status == 71)
+            #expect(second.stderr.contains("in use by a running process"))
 
-        responder.send(SIGTERM)
-        #expect(responder.waitForExit() == 0)
-        #expect(!FileManager.default.fileExists(atPath: path), "an owned socket file is removed at stop")
+            #expect(stack.stopResponder().status == 0)
+            #expect(!FileManager.default.fileExists(atPath: path), "an owned socket file is removed at stop")
+        }
     }
 
     /// Out of file descriptors, accept fails with EMFILE: the workers log it, back off and keep
     /// going, and serve again as soon as descriptors are free.
     @Test func acceptErrorsAreRetriedNotFatal() throws {
-        let stack = try Stack(environment: ["CROCANTE_WORKERS": "2"])
-        let pid = stack.responder.pid
-        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
-        let limits = try Harness.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile", "--noheadings", "--output=SOFT,HARD"])
-        let (soft, hard) = try #require({ () -> (String, String)? in
-            let fields = limits.stdout.split(separator: " ").map(String.init)
-            return fields.count == 2 ? (fields[0], fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) : nil
-        }())
-        // No descriptor left for a new connection (the soft limit only, so it can be raised again).
-        let limited = try Harness.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(open):\(hard)"])
-        try #require(limited.status == 0, "\(limited.stderr)")
+        try withTestStack(.init(environment: ["CROCANTE_WORKERS": "2"])) { stack in
+            let pid = stack.responder.pid
+            let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
+            let limits = try Harness.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile", "--noheadings", "--output=SOFT,HARD"])
+            let (soft, hard) = try #require({ () -> (String, String)? in
+                let fields = limits.stdout.split(separator: " ").map(String.init)
+                return fields.count == 2 ? (fields[0], fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+            }())
+            // No descriptor left for a new connection (the soft limit only, so it can be raised again).
+            let limited = try Harness.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(open):\(hard)"])
+            try #require(limited.status == 0, "\(limited.stderr)")
 
-        let load = LoadClient(port: stack.nginxPort, cookie: nil)
-        load.start(connections: 4)
-        #expect(Harness.waitUntil { stack.responder.stderr.contains("accept failed, retrying") })
-        let raised = try Harness.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(soft):\(hard)"])
-        try #require(raised.status == 0)
-        let before = load.current.statuses[200, default: 0]
-        #expect(Harness.waitUntil { load.current.statuses[200, default: 0] >= before + 100 })
-        _ = load.stop()
-        #expect(stack.responder.stderr.contains("Too many open files"))
-        stack.responder.send(SIGTERM)
-        #expect(stack.responder.waitForExit() == 0)
+            let load = LoadClient(port: stack.nginxPort, cookie: nil)
+            load.start(connections: 4)
+            #expect(Harness.waitUntil { stack.responder.stderr.contains("accept failed, retrying") })
+            let raised = try Harness.run("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(soft):\(hard)"])
+            try #require(raised.status == 0)
+            let before = load.current.statuses[200, default: 0]
+            #expect(Harness.waitUntil { load.current.statuses[200, default: 0] >= before + 100 })
+            _ = load.stop()
+            #expect(stack.responder.stderr.contains("Too many open files"))
+            #expect(stack.stopResponder().status == 0)
+        }
     }
 }

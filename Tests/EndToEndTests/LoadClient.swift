@@ -22,9 +22,7 @@ final class LoadClient: Sendable {
 
     init(port: UInt16, path: String = "/api/auth/logout", cookie: String?) {
         self.port = port
-        var text = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n"
-        if let cookie { text += "Cookie: crocante_session=\(cookie)\r\n" }
-        request = Array((text + "\r\n").utf8)
+        request = RawHTTP.request("POST", path: path, cookies: cookie.map { [Array("crocante_session=\($0)".utf8)] } ?? [])
     }
 
     /// Starts `connections` client threads.

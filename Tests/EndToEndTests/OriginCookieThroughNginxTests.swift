@@ -31,16 +31,16 @@ struct OriginCookieThroughNginxTests {
         tokens += [Self.jwt(payloadBytes: 20), Self.jwt(payloadBytes: 1500), Self.allVisibleASCII + "-\(run)"]
         #expect(tokens.map(\.utf8.count).min() == 1 && tokens.map(\.utf8.count).max() == 3072)
         SecretLedger.record(tokens)
-        let json = try Seal.origin(tokens.map(Harness.originJSON(token:)))
+        let json = try Seal.origin(tokens.map(Seal.originJSON(token:)))
         let legacy = try Seal.origin(tokens)
-        try FaultStack.with { stack in
+        try withTestStack { stack in
             for cookie in json + legacy {
                 let answer = try stack.logout(cookie)
                 #expect(answer.status == 200 && answer.body == #"{"success":true}"#)
             }
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 2 * tokens.count, queued: 2 * tokens.count, revoked: 2 * tokens.count))
+            #expect(stopped.totals == ResponderTotals(requests: 2 * tokens.count, queued: 2 * tokens.count, revoked: 2 * tokens.count))
             #expect(stack.backendBearers.sorted() == (tokens + tokens).map { "Bearer \($0)" }.sorted())
         }
     }
@@ -48,9 +48,9 @@ struct OriginCookieThroughNginxTests {
     /// With SESSION_SECRET_PREVIOUS set, cookies sealed with either secret open; one sealed with
     /// neither does not.
     @Test func rotationOpensTheCurrentAndThePreviousSecretOnly() throws {
-        var environment = FaultStack.oneAtATime
+        var environment = TestStack.oneAtATime
         environment["SESSION_SECRET_PREVIOUS"] = Harness.previousSecret
-        try FaultStack.with(.init(environment: environment)) { stack in
+        try withTestStack(.init(environment: environment)) { stack in
             let tokens = Seal.tokens(3, "rotation")
             let current = try Seal.session(tokens[0])
             let previous = try Seal.session(tokens[1], secret: Harness.previousSecret)
@@ -59,13 +59,13 @@ struct OriginCookieThroughNginxTests {
             try stack.expectNoOtherCall(after: 2)
             #expect(Array(stack.backendBearers.prefix(2)) == ["Bearer \(tokens[0])", "Bearer \(tokens[1])"])
             let stopped = stack.stopResponder()
-            #expect(stopped.report == .expecting(requests: 4, queued: 3, revoked: 3))
+            #expect(stopped.totals == ResponderTotals(requests: 4, queued: 3, revoked: 3))
         }
     }
 
     /// The control: without SESSION_SECRET_PREVIOUS a cookie sealed with the old secret is no session.
     @Test func withoutThePreviousSecretItsCookiesDoNotOpen() throws {
-        try FaultStack.with(.init(environment: FaultStack.oneAtATime)) { stack in
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
             let previous = try Seal.session(Seal.tokens(1, "unrotated")[0], secret: Harness.previousSecret)
             #expect(try stack.logout(previous).status == 200)
             try stack.expectNoOtherCall(after: 0)

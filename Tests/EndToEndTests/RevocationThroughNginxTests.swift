@@ -9,22 +9,6 @@ import Glibc
 /// right method and headers, and nothing else; and the responder's totals agree with it.
 @Suite(.serialized)
 struct RevocationThroughNginxTests {
-    /// One request as the stand-in recorded it, body included.
-    struct Recorded: Decodable {
-        let method: String
-        let uri: String
-        let headers: [[String]]
-        let body: String
-
-        var headerNames: [String] { headers.map { $0[0].lowercased() } }
-        func values(_ name: String) -> [String] { headers.filter { $0[0].lowercased() == name.lowercased() }.map { $0[1] } }
-    }
-
-    static func recorded(_ stack: FaultStack) -> [Recorded] {
-        guard let text = try? String(contentsOf: stack.recordURL, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Recorded.self, from: Data($0.utf8)) }
-    }
-
     /// The gateway with and without its trailing `/`, the path with and without its leading
     /// `/`, a gateway with a base path, and the origin's `NEXT_PUBLIC_` spellings: always one `/`.
     @Test(arguments: [
@@ -40,14 +24,14 @@ struct RevocationThroughNginxTests {
         ),
     ])
     func theBackendGetsOnePostWithTheBearerAndNothingElse(settings: [String: String], uri: String) throws {
-        try FaultStack.with(.init(environment: settings)) { stack in
+        try withTestStack(.init(environment: settings)) { stack in
             let token = Seal.tokens(1, "url")[0]
             let cookie = try Seal.session(token)
             let answer = try stack.send(cookies: [Array("theme=dark; crocante_session=\(cookie); lang=en".utf8)])
             #expect(answer.status == 200)
             let stopped = stack.stopResponder()
-            #expect(stopped.report == .expecting(requests: 1, queued: 1, revoked: 1))
-            let received = Self.recorded(stack)
+            #expect(stopped.totals == ResponderTotals(requests: 1, queued: 1, revoked: 1))
+            let received = stack.backendRequests()
             try #require(received.count == 1)
             let request = received[0]
             #expect(request.method == "POST")
@@ -66,11 +50,11 @@ struct RevocationThroughNginxTests {
     }
 
     /// Logouts with a session, without one and with a bad one, interleaved: the backend gets
-    /// exactly one call per session (the same session twice is two calls), and the `stopped`
+    /// exactly one call per session (the same session twice is two calls), and the final
     /// totals match what it saw and how it answered.
     @Test(arguments: [200, 401, 500])
     func oneCallPerSessionAndTheTotalsMatchTheBackend(status: Int) throws {
-        try FaultStack.with(.init(backend: ["--status", "\(status)"])) { stack in
+        try withTestStack(.init(backend: ["--status", "\(status)"])) { stack in
             let tokens = Seal.tokens(8, "count")
             let cookies = try Seal.sessions(tokens)
             let bad = [nil, "", "garbage", Seal.tampered(cookies[0], at: 20), try Seal.session("x-foreign", secret: Seal.foreignSecret)]
@@ -85,11 +69,11 @@ struct RevocationThroughNginxTests {
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
             let calls = tokens.count + 1
-            let outcome = status == 200 ? "revoked" : status == 401 ? "rejected" : "failed"
-            #expect(stopped.report?["requests"] == sent)
-            #expect(stopped.report?["revocations_queued"] == calls)
-            #expect(stopped.report?[outcome] == calls)
-            #expect(stopped.report?["lost"] == 0 && stopped.report?["dropped"] == 0)
+            let outcome: KeyPath<ResponderTotals, Int> = status == 200 ? \.revoked : status == 401 ? \.rejected : \.failed
+            #expect(stopped.totals?.requests == sent)
+            #expect(stopped.totals?.queued == calls)
+            #expect(stopped.totals?[keyPath: outcome] == calls)
+            #expect(stopped.totals?.lost == 0 && stopped.totals?.dropped == 0)
             #expect(stack.backendBearers.sorted() == (tokens + [tokens[0]]).map { "Bearer \($0)" }.sorted())
             // One log line per outcome, each with the token's fingerprint and never the token.
             let lines = stack.responder.stderr.split(separator: "\n").filter { $0.contains("[Revocation] revocation ") }

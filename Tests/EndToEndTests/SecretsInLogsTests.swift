@@ -6,7 +6,7 @@ import Testing
 import Glibc
 #endif
 
-/// The responder's log never holds a token, a cookie value or a secret. Every FaultStack test
+/// The responder's log never holds a token, a cookie value or a secret. Every end-to-end test
 /// checks its responders against everything any test has used (``SecretLedger``); this suite
 /// checks the check, and runs every path at the most verbose log level.
 @Suite(.serialized)
@@ -27,15 +27,15 @@ struct SecretsInLogsTests {
     /// but each revoked token's fingerprint, which is what lets a line be matched to the backend.
     @Test(arguments: [["--status", "500"], ["--behavior", "reset"], ["--status", "200"]])
     func atTraceLevelNothingSecretIsLogged(backend: [String]) throws {
-        let options = FaultStack.Options(
+        let options = TestStack.Options(
             backend: backend,
             environment: ["CROCANTE_LOG_LEVEL": "trace", "SESSION_SECRET_PREVIOUS": Harness.previousSecret])
-        try FaultStack.with(options) { stack in
+        try withTestStack(options) { stack in
             let tokens = Seal.tokens(2, "trace")
             let cookies = [
                 try Seal.session(tokens[0]), try Seal.session(tokens[1], secret: Harness.previousSecret),
                 try Seal.session("trace-foreign-token", secret: Seal.foreignSecret),
-                try Seal.origin([Harness.originJSON(token: "trace-crlf\r\nX-Injected: 1")])[0],
+                try Seal.origin([Seal.originJSON(token: "trace-crlf\r\nX-Injected: 1")])[0],
                 try Seal.origin(["trace legacy with spaces"])[0],
             ]
             let tampered = Seal.tampered(cookies[0], at: 20)
@@ -44,7 +44,7 @@ struct SecretsInLogsTests {
             #expect(try stack.send(path: "/crocante-logout/ping", cookies: [Array("crocante_session=\(cookies[1])".utf8)]).status == 200)
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report?["revocations_queued"] == 2)
+            #expect(stopped.totals?.queued == 2)
             let log = stack.responder.stderr
             for token in tokens {
                 let fingerprint = try #require(AccessToken(validating: Array(token.utf8))).fingerprint

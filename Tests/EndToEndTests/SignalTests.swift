@@ -10,21 +10,18 @@ import Glibc
 /// revocations queued, and twice.
 @Suite(.serialized)
 struct SignalTests {
-    static let clearedCookie =
-        "crocante_session=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Strict; Secure"
-
     static func name(_ signal: Int32) -> String { signal == SIGTERM ? "SIGTERM" : "SIGINT" }
 
     @Test(arguments: [SIGTERM, SIGINT])
     func aSignalWhileIdleStopsCleanly(signal: Int32) throws {
-        try FaultStack.with { stack in
+        try withTestStack { stack in
             let tokens = Seal.tokens(3, "idle")
             for cookie in try Seal.sessions(tokens) { #expect(try stack.logout(cookie).status == 200) }
             #expect(stack.backendReaches(3))
             #expect(Harness.waitUntil { stack.responder.stderr.components(separatedBy: "revocation revoked").count == 4 })
             let stopped = stack.stopResponder(signal)
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 3, queued: 3, revoked: 3))
+            #expect(stopped.totals == ResponderTotals(requests: 3, queued: 3, revoked: 3))
             let log = stack.responder.stderr
             #expect(log.contains("signal=\(Self.name(signal)) [CrocanteLogout] stopping"))
             #expect(!log.contains(" error ") && !log.contains(" critical "), "\(log)")
@@ -37,7 +34,7 @@ struct SignalTests {
     /// and revoked, then exit 0.
     @Test(arguments: [SIGTERM, SIGINT])
     func requestsInFlightAtTheSignalAreAnswered(signal: Int32) throws {
-        try FaultStack.with { stack in
+        try withTestStack { stack in
             let tokens = Seal.tokens(6, "inflight")
             let requests = try Seal.sessions(tokens).map { FastCGIClient.request(cookie: $0) }
             var connections: [Int32] = []
@@ -49,19 +46,19 @@ struct SignalTests {
             }
             stack.responder.send(signal)
             #expect(Harness.waitUntil { stack.responder.stderr.contains("[CrocanteLogout] stopping") })
-            #expect(stack.responder.process.isRunning)
+            #expect(stack.responder.isRunning)
             for (fd, request) in zip(connections, requests) { try Socket.writeAll(fd, Array(request.suffix(from: request.count / 2))) }
             // Each connection is closed once read, as nginx does: libfcgi's lingering close keeps a
             // worker until the peer closes (up to 2 s), and the backlog waits for a free worker.
             for fd in connections {
-                let response = String(decoding: FastCGIClient.stdout(of: try Socket.readToEnd(fd)), as: UTF8.self)
+                let response = try FastCGIClient.response(on: fd)
                 shutdown(fd, Int32(SHUT_RDWR))
                 #expect(response.hasPrefix("Status: 200 OK\r\n"), "\(response)")
-                #expect(response.contains("Set-Cookie: \(Self.clearedCookie)\r\n"))
+                #expect(response.contains("Set-Cookie: \(Contract.clearedSecureCookie)\r\n"))
                 #expect(response.hasSuffix("\r\n\r\n{\"success\":true}"))
             }
             #expect(stack.responder.waitForExit() == 0)
-            #expect(StopReport(log: stack.responder.stderr) == .expecting(requests: 6, queued: 6, revoked: 6))
+            #expect(stack.responder.totals == ResponderTotals(requests: 6, queued: 6, revoked: 6))
             #expect(stack.backendBearers.sorted() == tokens.map { "Bearer \($0)" }.sorted())
         }
     }
@@ -71,7 +68,7 @@ struct SignalTests {
     /// garbled one), the responder exits 0, and the backend got exactly the sessions answered 200.
     @Test(arguments: [SIGTERM, SIGINT])
     func underLoadEveryAnsweredSessionIsRevokedBeforeExit(signal: Int32) throws {
-        try FaultStack.with { stack in
+        try withTestStack { stack in
             let clients = 8, perClient = 12
             let tokens = Seal.tokens(clients * perClient, "load")
             let cookies = try Seal.sessions(tokens)
@@ -91,10 +88,8 @@ struct SignalTests {
                 while true {
                     let index = client * perClient + round % perClient
                     round += 1
-                    let request = RawHTTP.request(
-                        "POST", path: "/api/auth/logout", cookies: [Array("crocante_session=\(cookies[index])".utf8)], headers: [], body: [])
-                    let answer = try? RawHTTP.parse(RawHTTP.exchange(port: port, request))
-                    let complete = answer.map { $0.status == 200 && $0.body == #"{"success":true}"# && $0.header("Set-Cookie") == Self.clearedCookie }
+                    let answer = try? RawHTTP.parse(RawHTTP.exchange(port: port, RawHTTP.logout(cookie: cookies[index])))
+                    let complete = answer.map { $0.status == 200 && $0.body == #"{"success":true}"# && $0.header("Set-Cookie") == Contract.clearedSecureCookie }
                     seen.append((tokens[index], complete == true ? 200 : answer?.status ?? -1))
                     guard complete == true else { break }
                     counter.value.add(1, ordering: .relaxed)
@@ -106,8 +101,7 @@ struct SignalTests {
             #expect(statuses.isSubset(of: [200, 502]), "answers: \(statuses)")
             let answered = results.filter { $0.status == 200 }.map(\.token)
             #expect(answered.count >= 50)
-            let report = StopReport(log: stack.responder.stderr)
-            #expect(report == .expecting(requests: answered.count, queued: answered.count, revoked: answered.count))
+            #expect(stack.responder.totals == ResponderTotals(requests: answered.count, queued: answered.count, revoked: answered.count))
             #expect(stack.backendBearers.sorted() == answered.map { "Bearer \($0)" }.sorted())
         }
     }
@@ -115,13 +109,13 @@ struct SignalTests {
     /// Two backend calls at a time, each answered after 300 ms, and the signal right after ten
     /// logouts: revocations still waiting in the queue are delivered during the drain, before exit.
     @Test func queuedRevocationsAreDeliveredBeforeExit() throws {
-        let options = FaultStack.Options(backend: ["--delay-ms", "300"], environment: ["CROCANTE_BACKEND_CONCURRENCY": "2"])
-        try FaultStack.with(options) { stack in
+        let options = TestStack.Options(backend: ["--delay-ms", "300"], environment: ["CROCANTE_BACKEND_CONCURRENCY": "2"])
+        try withTestStack(options) { stack in
             let tokens = Seal.tokens(10, "queued")
             for cookie in try Seal.sessions(tokens) { #expect(try stack.logout(cookie).status == 200) }
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
-            #expect(stopped.report == .expecting(requests: 10, queued: 10, revoked: 10))
+            #expect(stopped.totals == ResponderTotals(requests: 10, queued: 10, revoked: 10))
             #expect(stack.backendBearers.sorted() == tokens.map { "Bearer \($0)" }.sorted())
             // At least eight outcomes came after the signal: they were waiting when it arrived.
             let log = stack.responder.stderr.split(separator: "\n")
@@ -135,8 +129,8 @@ struct SignalTests {
     /// counted, the exit is 0, and the log's order is stopping, already stopping (twice), the
     /// five outcomes, stopped.
     @Test func aSecondSignalDuringTheDrainChangesNothing() throws {
-        let options = FaultStack.Options(backend: ["--delay-ms", "1500"], environment: ["CROCANTE_DRAIN_TIMEOUT_MS": "10000"])
-        try FaultStack.with(options) { stack in
+        let options = TestStack.Options(backend: ["--delay-ms", "1500"], environment: ["CROCANTE_DRAIN_TIMEOUT_MS": "10000"])
+        try withTestStack(options) { stack in
             let tokens = Seal.tokens(5, "drain")
             for cookie in try Seal.sessions(tokens) { #expect(try stack.logout(cookie).status == 200) }
             #expect(stack.backendReaches(5))
@@ -155,13 +149,8 @@ struct SignalTests {
             }
             #expect(kinds == ["stopping", "already stopping", "already stopping"] + Array(repeating: "revoked", count: 5) + ["stopped"])
             #expect(log.contains { $0.contains("signal=SIGINT") && $0.hasSuffix("] already stopping") })
-            #expect(StopReport(log: stack.responder.stderr) == .expecting(requests: 5, queued: 5, revoked: 5))
+            #expect(stack.responder.totals == ResponderTotals(requests: 5, queued: 5, revoked: 5))
             #expect(stack.backendBearers.sorted() == tokens.map { "Bearer \($0)" }.sorted())
         }
     }
-}
-
-/// A counter threads share.
-final class SharedCounter: Sendable {
-    let value = Atomic<Int>(0)
 }

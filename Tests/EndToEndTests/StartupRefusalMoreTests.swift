@@ -24,10 +24,6 @@ import Glibc
 
     static let shortPrevious = "short-previous-secret"
 
-    static let valid = [
-        "SESSION_SECRET": Harness.secret, "API_GATEWAY": "http://127.0.0.1:9/", "EP_AUTH_LOGOUT": "auth/logout",
-    ]
-
     static let refusals: [Refusal] = [
         // Secrets: a bad previous secret is as fatal as a bad current one, and never echoed.
         Refusal(["SESSION_SECRET": ""], "SESSION_SECRET is not set"),
@@ -76,7 +72,7 @@ import Glibc
         let directory = try Harness.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let socketPath = directory.appendingPathComponent("fcgi.sock").path
-        var environment = Self.valid
+        var environment = StartupRefusalTests.valid
         environment["CROCANTE_LISTEN"] = "unix:\(socketPath)"
         environment.merge(refusal.settings) { $1 }
         SecretLedger.record(Self.shortPrevious)
@@ -94,7 +90,7 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("fcgi.sock").path
         try "keep me".write(toFile: path, atomically: true, encoding: .utf8)
-        var environment = Self.valid
+        var environment = StartupRefusalTests.valid
         environment["CROCANTE_LISTEN"] = "unix:\(path)"
         let result = try Harness.run(Harness.product("crocante-logout").path, [], environment: environment)
         #expect(result.status == 71)
@@ -105,7 +101,7 @@ import Glibc
 
     /// A socket file left by a responder that was killed is replaced, and the new responder serves.
     @Test func aSocketLeftByAKilledResponderIsReplaced() throws {
-        try FaultStack.with { stack in
+        try withTestStack { stack in
             stack.responder.send(SIGKILL)
             _ = stack.responder.waitForExit()
             #expect(FileManager.default.fileExists(atPath: stack.socketPath), "SIGKILL leaves the socket file behind")

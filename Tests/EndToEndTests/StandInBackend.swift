@@ -1,0 +1,25 @@
+import Foundation
+
+/// The recording stand-in for the backend (`crocante-standin-backend`) on a loopback port it
+/// picks itself; every request it receives is appended to ``recordFile`` as one JSON line.
+final class StandInBackend {
+    let process: ManagedProcess
+    let port: UInt16
+    let recordFile: URL
+
+    /// - Parameter arguments: how it answers, e.g. `["--status", "500"]` or `["--behavior", "blackhole"]`.
+    init(_ arguments: [String], directory: URL) throws {
+        recordFile = directory.appendingPathComponent("backend.jsonl")
+        let process = try ManagedProcess(
+            Harness.product("crocante-standin-backend"), ["--port", "0", "--record", recordFile.path] + arguments,
+            environment: [:], logDirectory: directory, name: "backend")
+        // Its first stdout line, `listening on 127.0.0.1:PORT`, is the stand-in's documented interface.
+        guard Harness.waitUntil({ process.stdout.contains("listening on") }),
+            let port = process.stdout.split(separator: "\n").first?.split(separator: ":").last.flatMap({ UInt16($0) })
+        else { throw HarnessError("stand-in backend did not start: \(process.stderr)") }
+        self.process = process
+        self.port = port
+    }
+
+    func stop() { process.stop() }
+}
