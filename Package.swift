@@ -46,6 +46,21 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The durable spool behind the queue: sealed, append-only segment files (issue 9).
+        .target(
+            name: "RevocationSpool",
+            dependencies: [
+                "Revocation",
+                "LogoutCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Appends records to a spool, then SIGKILLs itself or reports counters: the spool tests' child process.
+        .executableTarget(
+            name: "SpoolCrashProbe",
+            dependencies: ["RevocationSpool", "Revocation", "LogoutCore", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "CrocanteLogout",
             dependencies: [
@@ -83,6 +98,13 @@ let package = Package(
         .testTarget(
             name: "RevocationTests",
             dependencies: ["Revocation", "LogoutCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "RevocationSpoolTests",
+            dependencies: [
+                "RevocationSpool", "Revocation", "LogoutCore", "SpoolCrashProbe",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "EndToEndTests",
