@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import LogoutCore
 import Revocation
+import Synchronization
 import Testing
 
 @testable import RevocationSpool
@@ -104,5 +105,26 @@ extension Array where Element == UInt8 {
             if Array(self[start..<(start + needle.count)]) == needle { return true }
         }
         return false
+    }
+}
+
+/// Keeps every log line in memory, like swift-log's `InMemoryLogHandler`.
+struct RecordingLogHandler: LogHandler {
+    final class Lines: Sendable {
+        let lines = Mutex<[String]>([])
+        var all: [String] { lines.withLock { $0 } }
+    }
+
+    let recorded: Lines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        recorded.lines.withLock { $0.append("\(event.level) \(event.message)") }
     }
 }

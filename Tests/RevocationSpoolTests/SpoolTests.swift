@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LogoutCore
 import Revocation
 import Testing
@@ -206,6 +207,35 @@ import Glibc
         #expect(statistics.writeErrors == 2)
         #expect(statistics.pendingRecords == 3)
         #expect(statistics.bytes == SpoolFormat.headerSize + 3 * recordSize)
+    }
+
+    @Test func refusalsAreLoggedAtMostOnceASecondWithoutTheToken() throws {
+        let directory = try SpoolDirectory()
+        let lines = RecordingLogHandler.Lines()
+        let logger = Logger(label: "spool-test") { _ in RecordingLogHandler(recorded: lines) }
+        let tokens = Fixtures.tokens(20, tag: "logged")
+        let spool = try Spool(settings: directory.settings(maxBytes: 50), secrets: [Fixtures.secret], logger: logger)
+        for token in tokens { #expect(spool.append(token: token, loggedOutAt: 1) == nil) }
+        #expect(spool.statistics.full == 20)
+        #expect(lines.all.count == 1)
+        for line in lines.all {
+            #expect(line.contains("spool full"))
+            for token in tokens { #expect(!line.contains(token.value)) }
+        }
+    }
+
+    @Test func orphansAreAdoptedEvenWhenTheyFillTheSpool() throws {
+        let directory = try SpoolDirectory()
+        let tokens = Fixtures.tokens(10)
+        let recordSize = SpoolFormat.tokenRecordOverhead + tokens[0].value.utf8.count
+        let settings = directory.settings(maxBytes: SpoolFormat.headerSize + 10 * recordSize)
+        let first = try Fixtures.spool(directory, settings: settings)
+        for token in tokens { _ = try #require(first.append(token: token, loggedOutAt: 1)) }
+        _ = first.handOver()
+        // The orphan alone fills the limit; moving it must not need room for a second copy.
+        let second = try Fixtures.spool(directory, settings: settings)
+        #expect(second.adoptOrphans().map(\.token) == tokens)
+        #expect(directory.segments.count == 1)
     }
 
     @Test func finishedSegmentsAreDeletedAndALargeFinishedActiveOneRolls() throws {
