@@ -49,6 +49,21 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The durable spool behind the queue: sealed, append-only segment files (issue 9).
+        .target(
+            name: "RevocationSpool",
+            dependencies: [
+                "Revocation",
+                "LogoutCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Appends records to a spool, then SIGKILLs itself or reports counters: the spool tests' child process.
+        .executableTarget(
+            name: "SpoolCrashProbe",
+            dependencies: ["RevocationSpool", "Revocation", "LogoutCore", .product(name: "Logging", package: "swift-log")]
+        ),
         // The service assembled: settings table and configuration, router, status page,
         // and `buildApplication`.
         .target(
@@ -57,6 +72,7 @@ let package = Package(
                 "FastCGI",
                 "LogoutCore",
                 "Revocation",
+                "RevocationSpool",
                 "SystemCalls",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -102,6 +118,13 @@ let package = Package(
         .testTarget(
             name: "RevocationTests",
             dependencies: ["Revocation", "LogoutCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "RevocationSpoolTests",
+            dependencies: [
+                "RevocationSpool", "Revocation", "LogoutCore", "SpoolCrashProbe",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "EndToEndTests",

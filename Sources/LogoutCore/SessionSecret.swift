@@ -3,7 +3,8 @@ import Crypto
 /// A secret the login service seals sessions with, turned into its AES-256 key once, at start-up.
 ///
 /// The key is the SHA-256 digest of the secret's UTF-8 bytes, as the origin derives it (no KDF,
-/// no salt). The description never shows the secret or the key.
+/// no salt). The spool's key is derived from the same bytes with HKDF-SHA256 under its own label,
+/// so a spool file never shares a key with a cookie. The description never shows the secret or the keys.
 public struct SessionSecret: Sendable, CustomStringConvertible {
     /// The shortest secret accepted, as the origin documents it.
     public static let minimumLength = 32
@@ -11,6 +12,10 @@ public struct SessionSecret: Sendable, CustomStringConvertible {
     static let originFallback = "default-secret"
 
     let key: SymmetricKey
+    /// Seals revocation records on disk (RevocationSpool); never the cookie key.
+    package let spoolKey: SymmetricKey
+    /// The HKDF `info` label that keeps the spool key apart from every other use of the secret.
+    static let spoolKeyLabel = "crocante-logout spool v1"
 
     /// Derives the key from `secret`, refusing secrets too short or known to the world.
     /// - Parameter setting: the configuration name to blame in the error.
@@ -22,6 +27,11 @@ public struct SessionSecret: Sendable, CustomStringConvertible {
             throw .invalidSetting(setting, reason: "must be at least \(Self.minimumLength) bytes")
         }
         key = SymmetricKey(data: SHA256.hash(data: Array(secret.utf8)))
+        spoolKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: Array(secret.utf8)),
+            info: Array(Self.spoolKeyLabel.utf8),
+            outputByteCount: 32
+        )
     }
 
     public var description: String { "SessionSecret(redacted)" }
