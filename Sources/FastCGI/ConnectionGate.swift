@@ -8,11 +8,17 @@ import Glibc
 ///
 /// It only peeks (`recv(MSG_PEEK)`, polled until the deadline): what it admits, libfcgi then
 /// reads from the socket itself, and finds complete, so it never blocks on a peer either.
-struct ConnectionGate: Sendable {
-    let allowlist: ConnectionAllowlist
-    let limits: FastCGIRecordValidator.Limits
+public struct ConnectionGate: Sendable {
+    public let allowlist: ConnectionAllowlist
+    public let limits: FastCGIRecordValidator.Limits
     /// From accept to complete params.
-    let requestTimeout: Duration
+    public let requestTimeout: Duration
+
+    public init(allowlist: ConnectionAllowlist, requestTimeout: Duration, limits: FastCGIRecordValidator.Limits = .standard) {
+        self.allowlist = allowlist
+        self.requestTimeout = requestTimeout
+        self.limits = limits
+    }
 
     /// Why a connection was closed unserved.
     enum Refusal: Sendable, Equatable {
