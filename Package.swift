@@ -23,17 +23,19 @@ let package = Package(
             pkgConfig: "fcgi",
             providers: [.apt(["libfcgi-dev"])]
         ),
+        // The one door to the kernel: every errno read and sockaddr cast of the project.
+        .target(name: "SystemCalls"),
         .target(
             name: "FastCGI",
-            dependencies: ["CFastCGI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFastCGI", "SystemCalls", .product(name: "Logging", package: "swift-log")]
         ),
-        // The logout itself as plain values: no socket, no global, no clock.
+        // The logout itself as plain values: cookies, sealing, tokens, response bytes, the
+        // logout decision. No socket, no file, no global, no clock.
         .target(
             name: "LogoutCore",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The bounded queue that tells the backend, and the HTTP client that does it.
@@ -46,14 +48,26 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The service assembled: settings table and configuration, router, status page,
+        // and `buildApplication`.
+        .target(
+            name: "LogoutService",
+            dependencies: [
+                "FastCGI",
+                "LogoutCore",
+                "Revocation",
+                "SystemCalls",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The executable: argument parsing and `run`, nothing else.
         .executableTarget(
             name: "CrocanteLogout",
             dependencies: [
                 "FastCGI",
                 "LogoutCore",
-                "Revocation",
+                "LogoutService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // A recording stand-in for the backend, for the quick start and the tests.
@@ -79,6 +93,10 @@ let package = Package(
             name: "LogoutCoreTests",
             dependencies: ["LogoutCore"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "LogoutServiceTests",
+            dependencies: ["LogoutService", "LogoutCore", "FastCGI", "Revocation"]
         ),
         .testTarget(
             name: "RevocationTests",

@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc
@@ -63,7 +64,7 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
                 // EMFILE and friends: the worker must not exit; wait and try again.
                 backoff = min(max(backoff * 2, .milliseconds(10)), .seconds(1))
                 logger.error("accept failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
-                sleep(for: backoff)
+                sleepThread(for: backoff)
             }
         }
         if socket.isOwned { serveBacklog(with: slot) }
@@ -84,8 +85,7 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         // Per connection: a unix connection inherits no timeout from the listener, a TCP one the
         // listener's short accept poll, which is wrong here. Reads only: the answer is a few
         // hundred bytes, always less than the socket's send buffer, so a write never blocks.
-        var timeout = connectionReadTimeout
-        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        try? setReceiveTimeout(connection, connectionReadTimeout)
         counters.accepted.add(1, ordering: .relaxed)
         let nowActive = counters.active.add(1, ordering: .relaxed).newValue
         counters.maxActive.max(nowActive, ordering: .relaxed)
@@ -98,10 +98,8 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
             logger.debug("connection closed before its request was read", metadata: ["error": "\(error)"])
             return
         }
-        let (response, followUp) = responder.respond(to: request)
-        slot.write(response)
+        slot.write(responder.respond(to: request))
         slot.finish()
-        if let followUp { responder.afterResponse(followUp) }
     }
 }
 
@@ -119,18 +117,11 @@ public final class WorkerCounters: Sendable {
 
 /// How long a read on a connection may block before the worker gives up on it: a peer that
 /// stops sending cannot hold a worker for longer.
-private let connectionReadTimeout = timeval(tv_sec: 10, tv_usec: 0)
+private let connectionReadTimeout = Duration.seconds(10)
 /// The longest a stopping worker keeps serving an owned socket's backlog.
 private let backlogDrainLimit = Duration.seconds(5)
 
-private func sleep(for duration: Duration) {
-    let (seconds, attoseconds) = duration.components
-    var remaining = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-    var request = remaining
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
-}
-
-/// Starts a joinable thread (`pthread_create`) running `body`.
+/// Starts a joinable thread (`pthread_create`, which returns its error rather than setting errno).
 private func spawnThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> pthread_t {
     final class Box {
         let body: @Sendable () -> Void

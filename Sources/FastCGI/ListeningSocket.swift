@@ -1,3 +1,5 @@
+import SystemCalls
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,85 +14,51 @@ public final class ListeningSocket: Sendable {
     public let isOwned: Bool
     /// The unix socket file this process created (path, device, inode), unlinked at stop
     /// only while it is still ours and not a successor's.
-    private let ownedFile: (path: String, device: dev_t, inode: ino_t)?
+    private let ownedFile: FileIdentity?
     /// Human-readable address, for logs.
     public let address: String
 
     /// How long an idle `accept` blocks before the worker looks at the stop flag again.
-    static let acceptPollInterval = timeval(tv_sec: 0, tv_usec: 250_000)
+    static let acceptPollInterval = Duration.milliseconds(250)
 
-    private init(
-        descriptor: Int32, isOwned: Bool, address: String, ownedFile: (path: String, device: dev_t, inode: ino_t)? = nil
-    ) throws(SystemError) {
+    private init(descriptor: Int32, isOwned: Bool, address: String, ownedFile: FileIdentity? = nil) throws(SystemError) {
         self.descriptor = descriptor
         self.isOwned = isOwned
         self.ownedFile = ownedFile
         self.address = address
-        var timeout = Self.acceptPollInterval
-        try check("setsockopt(SO_RCVTIMEO)", setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)))
+        try setReceiveTimeout(descriptor, Self.acceptPollInterval)
     }
 
-    /// Creates a unix socket at `path`, replacing a stale socket file, with permissions `mode`.
-    public static func unix(path: String, mode: UInt32, backlog: Int32 = SOMAXCONN) throws(SystemError) -> ListeningSocket {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw SystemError(operation: "unix socket path", code: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
-
-        try removeStaleSocket(at: path, address: address)
-        let fd = try check("socket(AF_UNIX)", socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
-        do throws(SystemError) {
-            // Bind with no permissions, then chmod: no window where the umask decides who connects.
-            let previousMask = umask(0o777)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            umask(previousMask)
-            try check("bind(\(path))", bound)
-            try check("chmod(\(path))", chmod(path, mode_t(mode)))
-            try check("listen", listen(fd, backlog))
-            let file = identity(of: path).map { (path: path, device: $0.0, inode: $0.1) }
-            return try ListeningSocket(descriptor: fd, isOwned: true, address: "unix:\(path)", ownedFile: file)
-        } catch {
-            close(fd)
-            throw error
-        }
-    }
-
-    /// Creates a TCP socket bound to exactly `host` (an IPv4 or IPv6 literal) and `port`.
-    public static func tcp(host: String, port: UInt16, backlog: Int32 = SOMAXCONN) throws(SystemError) -> ListeningSocket {
-        let isIPv6 = host.contains(":")
-        let family = isIPv6 ? AF_INET6 : AF_INET
-        let fd = try check("socket", socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
+    /// Creates a socket bound to `address` (a unix path, or exactly one IP address: never "all
+    /// interfaces" by accident). A unix socket gets permissions `mode`, with no umask window,
+    /// and replaces a stale socket file but never one a live process accepts on.
+    public static func bound(to address: SocketAddress, mode: UInt32, backlog: Int32 = SOMAXCONN) throws(SystemError) -> ListeningSocket {
+        if case .unix(let path) = address { try removeStaleSocket(at: path) }
+        let fd = try systemCall("socket") { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do throws(SystemError) {
             var on: Int32 = 1
-            try check("setsockopt(SO_REUSEADDR)", setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size)))
-            let bound: Int32
-            if isIPv6 {
-                var address = sockaddr_in6()
-                address.sin6_family = sa_family_t(AF_INET6)
-                address.sin6_port = port.bigEndian
-                guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw SystemError(operation: "inet_pton(\(host))", code: EINVAL) }
-                try check("setsockopt(IPV6_V6ONLY)", setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size)))
-                bound = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            switch address {
+            case .unix(let path):
+                // Bind with no permissions, then chmod: no window where the umask decides who connects.
+                let previousMask = umask(0o777)
+                defer { umask(previousMask) }
+                try address.withSockaddr { pointer, length throws(SystemError) in try systemCall("bind(\(path))") { bind(fd, pointer, length) } }
+                try systemCall("chmod(\(path))") { chmod(path, mode_t(mode)) }
+            case .ipv4, .ipv6:
+                try systemCall("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size)) }
+                if address.family == AF_INET6 {
+                    try systemCall("setsockopt(IPV6_V6ONLY)") {
+                        setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+                    }
                 }
-            } else {
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = port.bigEndian
-                guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw SystemError(operation: "inet_pton(\(host))", code: EINVAL) }
-                bound = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                try address.withSockaddr { pointer, length throws(SystemError) in
+                    try systemCall("bind(\(address))") { bind(fd, pointer, length) }
                 }
             }
-            try check("bind", bound)
-            try check("listen", listen(fd, backlog))
-            let printable = isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
-            return try ListeningSocket(descriptor: fd, isOwned: true, address: printable)
+            try systemCall("listen") { listen(fd, backlog) }
+            var ownedFile: FileIdentity?
+            if case .unix(let path) = address { ownedFile = FileIdentity(path: path) }
+            return try ListeningSocket(descriptor: fd, isOwned: true, address: address.description, ownedFile: ownedFile)
         } catch {
             close(fd)
             throw error
@@ -123,39 +91,27 @@ public final class ListeningSocket: Sendable {
 
     /// Removes a socket file left by a process that died; refuses to remove anything else,
     /// including a socket some live process still accepts on.
-    private static func removeStaleSocket(at path: String, address: sockaddr_un) throws(SystemError) {
+    private static func removeStaleSocket(at path: String) throws(SystemError) {
         var status = stat()
         guard lstat(path, &status) == 0 else { return }
         guard (status.st_mode & S_IFMT) == S_IFSOCK else {
             throw SystemError(operation: "\(path) exists and is not a socket", code: EEXIST)
         }
-        let probe = try check("socket(AF_UNIX)", socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
+        let probe = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         defer { close(probe) }
-        var address = address
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let connected = try SocketAddress.unix(path: path).withSockaddr { connect(probe, $0, $1) }
         guard connected != 0 else { throw SystemError(operation: "\(path) is in use by a running process", code: EADDRINUSE) }
-        try check("unlink(\(path))", unlink(path))
+        try systemCall("unlink(\(path))") { unlink(path) }
     }
 
-    /// The device and inode of a path, to tell our socket file from a successor's.
-    private static func identity(of path: String) -> (dev_t, ino_t)? {
-        var status = stat()
-        guard lstat(path, &status) == 0 else { return nil }
-        return (status.st_dev, status.st_ino)
-    }
-
-    /// Accepts one connection (`accept4`). Nil when the poll interval passed with none.
+    /// Accepts one connection. Nil when the poll interval passed with none, or the peer gave up
+    /// before it was accepted.
     func accept() throws(SystemError) -> Int32? {
-        // Plain accept(): accept4 is not in Glibc's module, and this process never execs.
-        let fd = Glibc.accept(descriptor, nil, nil)
-        if fd >= 0 { return fd }
-        switch errno {
-        case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO:
+        do {
+            // Plain accept(): accept4 is not in Glibc's module, and this process never execs.
+            return try systemCall("accept") { Glibc.accept(descriptor, nil, nil) }
+        } catch where [EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO].contains(error.code) {
             return nil
-        default:
-            throw SystemError(operation: "accept", code: errno)
         }
     }
 
@@ -168,9 +124,7 @@ public final class ListeningSocket: Sendable {
     /// Stops new connections from arriving at a socket this process created: a unix socket's
     /// path is unlinked (what is already in the backlog can still be accepted).
     func stopArrivals() {
-        guard let ownedFile, let current = Self.identity(of: ownedFile.path),
-            current == (ownedFile.device, ownedFile.inode)
-        else { return }
+        guard let ownedFile, FileIdentity(path: ownedFile.path) == ownedFile else { return }
         unlink(ownedFile.path)
     }
 
@@ -178,4 +132,25 @@ public final class ListeningSocket: Sendable {
     func closeIfOwned() {
         if isOwned { close(descriptor) }
     }
+}
+
+/// A path with its device and inode, to tell our socket file from a successor's at the same path.
+private struct FileIdentity: Sendable, Equatable {
+    let path: String
+    let device: dev_t
+    let inode: ino_t
+
+    init?(path: String) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        self.path = path
+        device = status.st_dev
+        inode = status.st_ino
+    }
+}
+
+/// Sets how long a read (or an `accept`) on `fd` may block (`SO_RCVTIMEO`).
+func setReceiveTimeout(_ fd: Int32, _ duration: Duration) throws(SystemError) {
+    var timeout = timeval(duration)
+    try systemCall("setsockopt(SO_RCVTIMEO)") { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) }
 }

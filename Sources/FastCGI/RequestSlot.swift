@@ -1,4 +1,5 @@
 import CFastCGI
+import SystemCalls
 
 #if canImport(Glibc)
 import Glibc

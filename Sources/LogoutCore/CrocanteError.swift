@@ -9,6 +9,8 @@ public enum CrocanteError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidSetting(String, reason: String)
     /// The listening socket could not be created or inherited.
     case cannotListen(address: String, reason: String)
+    /// The process could not set itself up: a thread, libfcgi, a resource of the system.
+    case cannotStart(operation: String, reason: String)
     /// A token or cookie could not be sealed (the `seal` subcommand).
     case cannotSeal(reason: String)
 
@@ -20,18 +22,10 @@ public enum CrocanteError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(name) is invalid: \(reason)"
         case .cannotListen(let address, let reason):
             return "cannot listen on \(address): \(reason)"
+        case .cannotStart(let operation, let reason):
+            return "cannot start: \(operation): \(reason)"
         case .cannotSeal(let reason):
             return "cannot seal: \(reason)"
-        }
-    }
-
-    /// The process exit status for this error (sysexits.h).
-    public var exitCode: Int32 {
-        switch self {
-        case .missingSetting, .invalidSetting, .cannotSeal:
-            return 78  // EX_CONFIG
-        case .cannotListen:
-            return 71  // EX_OSERR
         }
     }
 }

@@ -1,42 +1,32 @@
-/// Decides what one request gets: the response, and which token (if any) the backend must revoke.
+/// Decides what a request on the logout path gets: the response, and which token (if any) the
+/// backend must revoke.
 ///
-/// Pure: the same request always gets the same decision. The caller sends the response first
-/// and hands the token to the revocation queue after.
+/// Pure: the same request always gets the same decision. Which path is the logout path is the
+/// router's business, not this type's.
 public struct LogoutEndpoint: Sendable {
     /// What to answer and what to revoke.
     public struct Decision: Sendable, Equatable {
-        public enum Kind: Sendable, Equatable {
-            /// A POST on the logout path, whatever its cookie held.
-            case logout
-            case methodNotAllowed
-            case notFound
-        }
-
-        public let kind: Kind
         public let response: LogoutResponse
         public let tokenToRevoke: AccessToken?
+
+        /// Whether this is a logout (a POST), whatever its cookie held.
+        public var isLogout: Bool { response != .methodNotAllowed }
     }
 
-    private let path: String
     private let opener: SealedSession.Opener
     private let loggedOut: LogoutResponse
 
-    public init(path: String, opener: SealedSession.Opener, secureCookie: Bool) {
-        self.path = path
+    public init(opener: SealedSession.Opener, secureCookie: Bool) {
         self.opener = opener
         self.loggedOut = .loggedOut(secure: secureCookie)
     }
 
     /// - Parameters:
     ///   - method: the CGI `REQUEST_METHOD`.
-    ///   - path: the request path without its query (`DOCUMENT_URI`).
     ///   - cookieHeader: the raw `Cookie` header bytes (`HTTP_COOKIE`), if any.
-    public func decide(method: String, path: String, cookieHeader: some Collection<UInt8>) -> Decision {
-        guard path == self.path else { return Decision(kind: .notFound, response: .notFound, tokenToRevoke: nil) }
-        guard method == "POST" else {
-            return Decision(kind: .methodNotAllowed, response: .methodNotAllowed, tokenToRevoke: nil)
-        }
+    public func decide(method: String, cookieHeader: some Collection<UInt8>) -> Decision {
+        guard method == "POST" else { return Decision(response: .methodNotAllowed, tokenToRevoke: nil) }
         let token = SessionCookie.value(in: cookieHeader).flatMap { opener.token(fromCookieValue: $0) }
-        return Decision(kind: .logout, response: loggedOut, tokenToRevoke: token)
+        return Decision(response: loggedOut, tokenToRevoke: token)
     }
 }

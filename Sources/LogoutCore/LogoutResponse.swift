@@ -1,4 +1,5 @@
-/// The CGI responses the responder can give, rendered to bytes once, at start-up.
+/// A CGI response rendered to bytes once, at start-up; the logout's own responses are here,
+/// the router adds its pages (status, ping, not found).
 ///
 /// A CGI response is header lines, a blank line and the body; nginx turns the `Status` line
 /// into the HTTP status line.
@@ -30,12 +31,5 @@ public struct LogoutResponse: Sendable, Equatable {
         status: "405 Method Not Allowed",
         headers: [("Allow", "POST")],
         body: #"{"success":false,"error":"method not allowed"}"#
-    )
-
-    /// `404` for any path this responder does not serve.
-    public static let notFound = LogoutResponse(
-        status: "404 Not Found",
-        headers: [],
-        body: #"{"success":false,"error":"not found"}"#
     )
 }

@@ -51,15 +51,3 @@ import Testing
         }
     }
 }
-
-@Suite struct CredentialRedactionTests {
-    @Test(arguments: [
-        ("http://svc:pass@backend:8080/auth/logout", "http://***@backend:8080/auth/logout"),
-        ("https://token@backend/x", "https://***@backend/x"),
-        ("http://backend/a@b", "http://backend/a@b"),
-        ("http://127.0.0.1:9/auth/logout", "http://127.0.0.1:9/auth/logout"),
-    ])
-    func userinfoIsRedacted(url: String, shown: String) {
-        #expect(Configuration.redactingCredentials(url) == shown)
-    }
-}

@@ -1,51 +1,56 @@
 import Dispatch
-import Glibc
 import FastCGI
 import Logging
 import LogoutCore
 import Revocation
+import SystemCalls
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The running service: socket, workers, revocation queue and backend client.
-final class Application {
+public final class Application {
     let configuration: Configuration
+    let environment: [String: String]
     let logger: Logger
+    let socket: ListeningSocket
     let server: FastCGIServer<LogoutResponder>
     let responder: LogoutResponder
     let revocations: RevocationQueue
     let notifier: HTTPBackendNotifier
-    let socket: ListeningSocket
-    let environment: [String: String]
 
     init(
         configuration: Configuration, environment: [String: String], logger: Logger, socket: ListeningSocket,
         server: FastCGIServer<LogoutResponder>, responder: LogoutResponder, revocations: RevocationQueue,
         notifier: HTTPBackendNotifier
     ) {
-        self.responder = responder
         self.configuration = configuration
         self.environment = environment
         self.logger = logger
         self.socket = socket
         self.server = server
+        self.responder = responder
         self.revocations = revocations
         self.notifier = notifier
     }
 
     /// Serves until SIGTERM or SIGINT, then stops in order: accepting, in-flight requests,
-    /// queued revocations (up to the drain deadline), backend connections.
-    /// Throws only when the workers cannot be started.
-    func runUntilSignalled() throws(CrocanteError) {
+    /// queued revocations (up to the drain deadline), backend connections; and prints the final
+    /// status JSON on stdout. Throws only when the workers cannot be started.
+    public func runUntilSignalled() throws(CrocanteError) {
         do {
             try server.start()
         } catch {
-            throw .cannotListen(address: socket.address, reason: "cannot start workers: \(error)")
+            throw .cannotStart(operation: "starting \(configuration.workers) workers", reason: "\(error)")
         }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())", environment: environment)
         logger.notice(
             "ready",
             metadata: [
                 "listen": "\(socket.address)", "workers": "\(configuration.workers)",
-                "backend": "\(Configuration.redactingCredentials(configuration.backendURL))", "app_env": "\(configuration.appEnvironment.rawValue)",
+                "backend": "\(Configuration.redactingCredentials(configuration.backendURL))",
+                "app_env": "\(configuration.appEnvironment.rawValue)",
             ])
 
         let signal = ShutdownSignals.wait()
@@ -56,7 +61,7 @@ final class Application {
         server.wait()
         let counts = revocations.drain(timeout: configuration.drainTimeout)
         notifier.shutdown()
-        printFinalReport()
+        writeToStandardOutput(responder.statusReport().json + "\n")
         logger.notice(
             "stopped",
             metadata: [
@@ -65,20 +70,6 @@ final class Application {
                 "rejected": "\(counts.rejected)", "failed": "\(counts.failed)",
                 "dropped": "\(counts.dropped)", "lost": "\(counts.lost)",
             ])
-    }
-
-    /// The status page's JSON, once, as the last line on stdout: the totals for tests, bench and
-    /// scripts, which must never have to parse a log line.
-    private func printFinalReport() {
-        var line = responder.statusReport().json + "\n"
-        line.withUTF8 { bytes in
-            var written = 0
-            while written < bytes.count {
-                let result = write(STDOUT_FILENO, bytes.baseAddress! + written, bytes.count - written)
-                if result <= 0 { break }
-                written += result
-            }
-        }
     }
 
     /// A second signal during the drain is noted, not acted on: the drain is already bounded.
@@ -94,7 +85,7 @@ final class Application {
 }
 
 /// Builds every part from a validated configuration; nothing accepts connections yet.
-func buildApplication(configuration: Configuration, environment: [String: String]) throws(CrocanteError) -> Application {
+public func buildApplication(configuration: Configuration, environment: [String: String]) throws(CrocanteError) -> Application {
     let level = configuration.logLevel
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
@@ -106,7 +97,7 @@ func buildApplication(configuration: Configuration, environment: [String: String
     do {
         try initializeFastCGILibrary()
     } catch {
-        throw .cannotListen(address: configuration.listen.description, reason: "\(error)")
+        throw .cannotStart(operation: "FCGX_Init", reason: "\(error)")
     }
     let socket = try openSocket(configuration: configuration, environment: environment)
     let notifier = HTTPBackendNotifier(
@@ -115,12 +106,10 @@ func buildApplication(configuration: Configuration, environment: [String: String
     let revocations = RevocationQueue(
         capacity: configuration.queueCapacity, concurrency: configuration.backendConcurrency,
         notifier: notifier, logger: logger)
-    let endpoint = LogoutEndpoint(
-        path: configuration.logoutPath, opener: SealedSession.Opener(secrets: configuration.sessionSecrets),
-        secureCookie: configuration.secureCookie)
     let workerCounters = WorkerCounters()
     let responder = LogoutResponder(
-        endpoint: endpoint, revocations: revocations, configuration: configuration, workers: workerCounters)
+        router: Router(configuration: configuration), revocations: revocations, workers: workerCounters,
+        workerCount: configuration.workers)
     let server = FastCGIServer(
         socket: socket, responder: responder, workers: configuration.workers, counters: workerCounters, logger: logger)
     return Application(
@@ -136,15 +125,26 @@ private func openSocket(configuration: Configuration, environment: [String: Stri
             if let inherited = try ListeningSocket.inherited(environment: environment) { return inherited }
             address = ListenAddress.fallback
         }
-        switch address {
-        case .unix(let path):
-            return try .unix(path: path, mode: configuration.socketMode)
-        case .tcp(let host, let port):
-            return try .tcp(host: host, port: port)
-        case .automatic:
-            preconditionFailure("resolved above")
+        guard let socketAddress = address.socketAddress else {
+            throw SystemError(operation: "no address to bind", code: EINVAL)
         }
+        return try .bound(to: socketAddress, mode: configuration.socketMode)
     } catch {
         throw .cannotListen(address: address.description, reason: "\(error)")
+    }
+}
+
+/// Writes all of `text` to stdout (`write(2)`, unbuffered: it must be out before the process exits).
+private func writeToStandardOutput(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var written = 0
+        while written < bytes.count,
+            let result = try? systemCall("write(stdout)", retryingOnInterrupt: true, {
+                write(STDOUT_FILENO, bytes.baseAddress! + written, bytes.count - written)
+            }), result > 0
+        {
+            written += result
+        }
     }
 }

@@ -1,8 +1,9 @@
+import LogoutCore
 import Revocation
 
 /// The counters the status path shows, as php-fpm's status page shows its pool's, rendered as
 /// JSON or in the Prometheus text exposition format.
-struct StatusReport: Equatable {
+public struct StatusReport: Sendable, Equatable {
     var startTime: Int
     var uptimeSeconds: Int
     var acceptedRequests: Int
@@ -13,6 +14,18 @@ struct StatusReport: Equatable {
     var sessionsOpened: Int
     var revocations: RevocationQueue.Counts
     var queueCapacity: Int
+
+    /// How the page is written.
+    public enum Format: Sendable, Equatable {
+        case json
+        /// The Prometheus text exposition format, version 0.0.4.
+        case prometheus
+
+        /// `?format=prometheus` among the query's parameters asks for Prometheus; anything else, JSON.
+        init(query: String) {
+            self = query.split(separator: "&").contains("format=prometheus") ? .prometheus : .json
+        }
+    }
 
     /// Name, help text, Prometheus type and value of every figure, in the order shown.
     private var figures: [(name: String, help: String, type: String, value: Int)] {
@@ -37,15 +50,24 @@ struct StatusReport: Equatable {
         ]
     }
 
-    var json: String {
+    /// One JSON object, keys in the order above; also the last stdout line at a clean stop.
+    public var json: String {
         "{" + figures.map { "\"\($0.name)\":\($0.value)" }.joined(separator: ",") + "}"
     }
 
     /// Counters get the conventional `_total` suffix; every name is prefixed `crocante_logout_`.
-    var prometheus: String {
+    public var prometheus: String {
         figures.map { figure in
             let name = "crocante_logout_" + figure.name + (figure.type == "counter" ? "_total" : "")
             return "# HELP \(name) \(figure.help).\n# TYPE \(name) \(figure.type)\n\(name) \(figure.value)\n"
         }.joined()
+    }
+
+    /// The status page in `format`.
+    public func response(_ format: Format) -> LogoutResponse {
+        switch format {
+        case .json: return LogoutResponse(status: "200 OK", body: json)
+        case .prometheus: return LogoutResponse(status: "200 OK", contentType: "text/plain; version=0.0.4", body: prometheus)
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Testing
 
-@testable import LogoutCore
+import LogoutCore
+@testable import LogoutService
 
 @Suite struct ConfigurationTests {
     static let secret = "current-secret-VALUE-0123456789-abcdef"
@@ -307,5 +308,17 @@ import Testing
     func workerBoundsAreAccepted(text: String) throws {
         let configuration = try Configuration(environment: Self.environment(["CROCANTE_WORKERS": text]), processorCount: 1)
         #expect(configuration.workers == Int(text))
+    }
+}
+
+@Suite struct CredentialRedactionTests {
+    @Test(arguments: [
+        ("http://svc:pass@backend:8080/auth/logout", "http://***@backend:8080/auth/logout"),
+        ("https://token@backend/x", "https://***@backend/x"),
+        ("http://backend/a@b", "http://backend/a@b"),
+        ("http://127.0.0.1:9/auth/logout", "http://127.0.0.1:9/auth/logout"),
+    ])
+    func userinfoIsRedacted(url: String, shown: String) {
+        #expect(Configuration.redactingCredentials(url) == shown)
     }
 }

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemCalls
 
 /// Where the responder takes FastCGI connections from.
 public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
@@ -21,8 +19,9 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
             self = .automatic
         } else if text.hasPrefix("unix:") {
             let path = String(text.dropFirst("unix:".count))
-            // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
-            guard path.hasPrefix("/"), path.utf8.count < 108, !path.utf8.contains(0) else { return nil }
+            guard path.hasPrefix("/"), path.utf8.count <= SocketAddress.maximumUnixPathLength, !path.utf8.contains(0) else {
+                return nil
+            }
             self = .unix(path: path)
         } else {
             guard let colon = text.lastIndex(of: ":"),
@@ -32,14 +31,18 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
             var host = String(text[..<colon])
             let bracketed = host.hasPrefix("[") && host.hasSuffix("]")
             if bracketed { host = String(host.dropFirst().dropLast()) }
-            guard Self.isIPAddress(host, version6: bracketed) else { return nil }
+            guard SocketAddress.isIPLiteral(host, version6: bracketed) else { return nil }
             self = .tcp(host: host, port: port)
         }
     }
 
-    private static func isIPAddress(_ host: String, version6: Bool) -> Bool {
-        var buffer = (UInt64(0), UInt64(0))
-        return withUnsafeMutableBytes(of: &buffer) { inet_pton(version6 ? AF_INET6 : AF_INET, host, $0.baseAddress) } == 1
+    /// The socket address to bind; nil for ``automatic``.
+    var socketAddress: SocketAddress? {
+        switch self {
+        case .automatic: return nil
+        case .unix(let path): return .unix(path: path)
+        case .tcp(let host, let port): return SocketAddress(ipLiteral: host, port: port)
+        }
     }
 
     public var description: String {

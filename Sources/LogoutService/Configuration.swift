@@ -1,0 +1,101 @@
+import FoundationEssentials
+import Logging
+import LogoutCore
+
+/// Everything crocante-logout is told, read once at start-up from the environment (flags are
+/// written over the same names by the command line) and validated before anything starts.
+///
+/// Each key, its type, range, default and meaning is declared once in ``Settings``; the README's
+/// configuration table and `deploy/env.example` are rendered from there and tested against it.
+public struct Configuration: Sendable {
+    public var sessionSecret: SessionSecret
+    public var previousSessionSecret: SessionSecret?
+    /// `POST` target for revocations: the gateway and the endpoint joined as the origin does.
+    public var backendURL: String
+    public var appEnvironment: AppEnvironment
+    public var listen: ListenAddress
+    public var socketMode: UInt32
+    public var workers: Int
+    public var logoutPath: String
+    /// Answers the counters as JSON, or Prometheus text with `?format=prometheus`.
+    public var statusPath: String
+    /// Answers `pong`.
+    public var pingPath: String
+    public var queueCapacity: Int
+    public var backendConcurrency: Int
+    public var backendConnectTimeout: Duration
+    public var backendTimeout: Duration
+    public var drainTimeout: Duration
+    public var logLevel: Logger.Level
+    /// `NAME=value` for every setting in table order, secrets redacted: what `check-config` prints.
+    public let summary: String
+
+    /// The deployment the origin calls `APP_ENV`; only production marks the cookie `Secure`.
+    public enum AppEnvironment: String, Sendable, CaseIterable {
+        case development, staging, production
+    }
+
+    /// Reads and validates every setting.
+    /// - Parameters:
+    ///   - environment: variable names to values (the process environment, with flags written over it).
+    ///   - processorCount: sets the default worker count.
+    ///   - readFile: the contents of a file, or nil when it cannot be read (for `*_FILE` and credentials).
+    public init(
+        environment: [String: String], processorCount: Int,
+        readFile: @escaping (String) -> String? = Configuration.readTextFile
+    ) throws(CrocanteError) {
+        var reader = SettingReader(
+            environment: environment, defaults: SettingDefaults(processorCount: processorCount), readFile: readFile)
+        guard let current = try reader.secret(Settings.sessionSecret) else { throw .missingSetting(Settings.sessionSecret.name) }
+        sessionSecret = current
+        previousSessionSecret = try reader.secret(Settings.previousSessionSecret)
+        let gateway = try reader.value(Settings.apiGateway)
+        let endpoint = try reader.value(Settings.logoutEndpoint)
+        backendURL = Self.joinURL(gateway: gateway, endpoint: endpoint)
+        appEnvironment = try reader.value(Settings.appEnvironment)
+        listen = try reader.value(Settings.listen)
+        socketMode = try reader.value(Settings.socketMode)
+        workers = try reader.value(Settings.workers)
+        logoutPath = try reader.value(Settings.logoutPath)
+        statusPath = try reader.value(Settings.statusPath)
+        pingPath = try reader.value(Settings.pingPath)
+        guard Set([logoutPath, statusPath, pingPath]).count == 3 else {
+            throw .invalidSetting(Settings.statusPath.declaration.name, reason: "the logout, status and ping paths must differ")
+        }
+        queueCapacity = try reader.value(Settings.queueCapacity)
+        backendConcurrency = try reader.value(Settings.backendConcurrency)
+        backendConnectTimeout = try reader.value(Settings.backendConnectTimeout)
+        backendTimeout = try reader.value(Settings.backendTimeout)
+        drainTimeout = try reader.value(Settings.drainTimeout)
+        logLevel = try reader.value(Settings.logLevel)
+        summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"]).joined(separator: "\n")
+    }
+
+    /// The secrets that open cookies, current first.
+    public var sessionSecrets: [SessionSecret] {
+        [sessionSecret] + (previousSessionSecret.map { [$0] } ?? [])
+    }
+
+    /// Whether the cleared cookie carries `Secure`.
+    public var secureCookie: Bool { appEnvironment == .production }
+
+    /// The origin's join: one trailing `/` of the gateway dropped, exactly one `/` before the endpoint.
+    static func joinURL(gateway: String, endpoint: String) -> String {
+        let base = gateway.hasSuffix("/") ? String(gateway.dropLast()) : gateway
+        return base + "/" + endpoint.drop(while: { $0 == "/" })
+    }
+
+    /// `url` with any `user:password@` replaced by `***@`, for logs and `check-config`.
+    public static func redactingCredentials(_ url: String) -> String {
+        guard let schemeEnd = url.firstRange(of: "://") else { return url }
+        let authorityEnd = url[schemeEnd.upperBound...].firstIndex(of: "/") ?? url.endIndex
+        guard let at = url[schemeEnd.upperBound..<authorityEnd].lastIndex(of: "@") else { return url }
+        return url[..<schemeEnd.upperBound] + "***" + url[at...]
+    }
+
+    /// Reads a whole file as UTF-8 text; nil when it cannot be read.
+    public static func readTextFile(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return String(data: data, encoding: .utf8)
+    }
+}

@@ -1,0 +1,145 @@
+import FoundationEssentials
+import Logging
+import LogoutCore
+
+/// Every setting crocante-logout reads, declared once, in the order the docs show them.
+public enum Settings {
+    /// The declarations in documentation order: parsing reads each of these, and `--help`,
+    /// `check-config`, the README's table and `deploy/env.example` are rendered from this list.
+    public static let all: [SettingDeclaration] = [
+        sessionSecret, previousSessionSecret, apiGateway.declaration, logoutEndpoint.declaration,
+        appEnvironment.declaration, listen.declaration, socketMode.declaration, workers.declaration,
+        logoutPath.declaration, statusPath.declaration, pingPath.declaration, queueCapacity.declaration,
+        backendConcurrency.declaration, backendConnectTimeout.declaration, backendTimeout.declaration,
+        drainTimeout.declaration, logLevel.declaration,
+    ]
+
+    static let sessionSecret = SettingDeclaration(
+        name: "SESSION_SECRET", flag: nil, acceptsNextPublicSpelling: false, credential: "session_secret",
+        accepted: "at least 32 bytes; `default-secret` is refused", defaultText: "required",
+        help: "The login service's secret: cookies are opened with its SHA-256.", example: nil)
+
+    static let previousSessionSecret = SettingDeclaration(
+        name: "SESSION_SECRET_PREVIOUS", flag: nil, acceptsNextPublicSpelling: false,
+        credential: "session_secret_previous", accepted: "as `SESSION_SECRET`", defaultText: "unset",
+        help: "A second secret that still opens cookies, for rotation.", example: nil)
+
+    static let apiGateway = Setting<String>(
+        declaration: SettingDeclaration(
+            name: "API_GATEWAY", flag: "api-gateway", acceptsNextPublicSpelling: true, credential: nil,
+            accepted: "`http://` or `https://` URL with a host", defaultText: "required",
+            help: "Backend base URL; one trailing `/` is dropped before joining.", example: "https://api.example.com/"),
+        defaultValue: { _ in nil },
+        parse: { text in
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                let host = url.host(), !host.isEmpty, url.query == nil, url.fragment == nil
+            else { return .failure(.init(reason: "is not an http:// or https:// URL with a host")) }
+            return .success(text)
+        },
+        render: { Configuration.redactingCredentials($0) })
+
+    static let logoutEndpoint = Setting<String>(
+        declaration: SettingDeclaration(
+            name: "EP_AUTH_LOGOUT", flag: "logout-endpoint", acceptsNextPublicSpelling: true, credential: nil,
+            accepted: "a path of visible ASCII", defaultText: "required",
+            help: "Backend logout path on the gateway, joined with exactly one `/`.", example: "auth/logout"),
+        defaultValue: { _ in nil },
+        parse: { text in
+            text.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) && text.contains(where: { $0 != "/" })
+                ? .success(text) : .failure(.init(reason: "is not a path"))
+        },
+        render: { $0 })
+
+    static let appEnvironment = Setting<Configuration.AppEnvironment>.choice(
+        SettingDeclaration(
+            name: "APP_ENV", flag: "app-env", acceptsNextPublicSpelling: true, credential: nil,
+            accepted: "`development`, `staging`, `production`", defaultText: "`production`",
+            help: "The deployment; `production` marks the cleared cookie `Secure`.", example: nil),
+        default: .production, { Configuration.AppEnvironment(rawValue: $0) },
+        render: { "\($0.rawValue) (cleared cookie \($0 == .production ? "is" : "is not") Secure)" })
+
+    static let listen = Setting<ListenAddress>.choice(
+        SettingDeclaration(
+            name: "CROCANTE_LISTEN", flag: "listen", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "`auto`, `unix:/path`, `127.0.0.1:9000`, `[::1]:9000`", defaultText: "`auto`",
+            help: "Where FastCGI connections come from; `auto` takes the socket systemd or spawn-fcgi hands over, else `127.0.0.1:9000`.",
+            example: nil),
+        default: .automatic, { ListenAddress(parsing: $0) }, render: { $0.description })
+
+    static let socketMode = Setting<UInt32>.choice(
+        SettingDeclaration(
+            name: "CROCANTE_SOCKET_MODE", flag: "socket-mode", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "octal, up to `0777`", defaultText: "`0660`",
+            help: "Permissions of a unix socket the responder creates itself.", example: nil),
+        default: 0o660, { UInt32($0, radix: 8).flatMap { $0 <= 0o777 ? $0 : nil } }, render: { "0" + String($0, radix: 8) })
+
+    static let workers = Setting<Int>.integer(
+        SettingDeclaration(
+            name: "CROCANTE_WORKERS", flag: "workers", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "1–1024", defaultText: "2 × processors",
+            help: "FastCGI worker threads, each serving one connection at a time.", example: nil),
+        in: 1...1024, default: { min(1024, max(2, 2 * $0.processorCount)) })
+
+    static let logoutPath = Setting<String>.servedPath(
+        SettingDeclaration(
+            name: "CROCANTE_LOGOUT_PATH", flag: "logout-path", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "absolute path", defaultText: "`/api/auth/logout`", help: "The logout path served.", example: nil),
+        default: "/api/auth/logout")
+
+    static let statusPath = Setting<String>.servedPath(
+        SettingDeclaration(
+            name: "CROCANTE_STATUS_PATH", flag: nil, acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "absolute path", defaultText: "`/crocante-logout/status`",
+            help: "Counters as JSON, or Prometheus text with `?format=prometheus`.", example: nil),
+        default: "/crocante-logout/status")
+
+    static let pingPath = Setting<String>.servedPath(
+        SettingDeclaration(
+            name: "CROCANTE_PING_PATH", flag: nil, acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "absolute path", defaultText: "`/crocante-logout/ping`", help: "Liveness: answers `200 pong`.",
+            example: nil),
+        default: "/crocante-logout/ping")
+
+    static let queueCapacity = Setting<Int>.integer(
+        SettingDeclaration(
+            name: "CROCANTE_QUEUE_CAPACITY", flag: "queue-capacity", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "1–1000000", defaultText: "`10000`",
+            help: "Revocations that may wait for a backend slot; beyond, they are dropped and logged.", example: nil),
+        in: 1...1_000_000, default: { _ in 10_000 })
+
+    static let backendConcurrency = Setting<Int>.integer(
+        SettingDeclaration(
+            name: "CROCANTE_BACKEND_CONCURRENCY", flag: "backend-concurrency", acceptsNextPublicSpelling: false,
+            credential: nil, accepted: "1–1024", defaultText: "`16`",
+            help: "Backend calls (and pooled keep-alive connections) at once.", example: nil),
+        in: 1...1024, default: { _ in 16 })
+
+    static let backendConnectTimeout = Setting<Duration>.milliseconds(
+        SettingDeclaration(
+            name: "CROCANTE_BACKEND_CONNECT_TIMEOUT_MS", flag: "backend-connect-timeout-ms",
+            acceptsNextPublicSpelling: false, credential: nil, accepted: "1–60000 ms", defaultText: "`1000`",
+            help: "Deadline to connect to the backend.", example: nil),
+        in: 1...60_000, default: 1000)
+
+    static let backendTimeout = Setting<Duration>.milliseconds(
+        SettingDeclaration(
+            name: "CROCANTE_BACKEND_TIMEOUT_MS", flag: "backend-timeout-ms", acceptsNextPublicSpelling: false,
+            credential: nil, accepted: "1–300000 ms", defaultText: "`5000`",
+            help: "Deadline for a whole backend call, connecting included.", example: nil),
+        in: 1...300_000, default: 5000)
+
+    static let drainTimeout = Setting<Duration>.milliseconds(
+        SettingDeclaration(
+            name: "CROCANTE_DRAIN_TIMEOUT_MS", flag: "drain-timeout-ms", acceptsNextPublicSpelling: false,
+            credential: nil, accepted: "0–600000 ms", defaultText: "`10000`",
+            help: "On SIGTERM, how long queued revocations may still run (keep below the unit's `TimeoutStopSec=30`).",
+            example: nil),
+        in: 0...600_000, default: 10_000)
+
+    static let logLevel = Setting<Logger.Level>.choice(
+        SettingDeclaration(
+            name: "CROCANTE_LOG_LEVEL", flag: "log-level", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "`trace` `debug` `info` `notice` `warning` `error` `critical`", defaultText: "`info`",
+            help: "The least severe log line written to stderr.", example: nil),
+        default: .info, { Logger.Level(rawValue: $0) }, render: { $0.rawValue })
+}

@@ -1,0 +1,68 @@
+import LogoutCore
+import Revocation
+import Testing
+
+@testable import LogoutService
+
+@Suite struct StatusReportTests {
+    static let report: StatusReport = {
+        var counts = RevocationQueue.Counts()
+        counts.queued = 9
+        counts.waiting = 2
+        counts.inFlight = 1
+        counts.revoked = 5
+        counts.rejected = 1
+        counts.failed = 3
+        counts.dropped = 4
+        counts.lost = 6
+        return StatusReport(
+            startTime: 1_764_000_000, uptimeSeconds: 42, acceptedRequests: 17, activeWorkers: 1, totalWorkers: 4,
+            maxActiveWorkers: 3, logouts: 12, sessionsOpened: 10, revocations: counts, queueCapacity: 10_000)
+    }()
+
+    @Test func jsonIsOneObjectInDocumentedOrder() {
+        #expect(
+            Self.report.json
+                == #"{"start_time":1764000000,"uptime_seconds":42,"accepted_requests":17,"active_workers":1,"#
+                + #""total_workers":4,"max_active_workers":3,"logouts":12,"sessions_opened":10,"revocations_queued":9,"#
+                + #""revocations_in_flight":1,"revocations_revoked":5,"revocations_rejected":1,"revocations_failed":3,"#
+                + #""revocations_dropped":4,"revocations_lost":6,"queue_capacity":10000,"queue_depth":2}"#)
+    }
+
+    /// The text exposition format, line by line: for each metric a HELP line, then its TYPE,
+    /// then one sample; names prefixed, counters (and only they) ending in `_total`.
+    @Test func prometheusFollowsTheExpositionFormat() throws {
+        let text = Self.report.prometheus
+        #expect(text.hasSuffix("\n"))
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count % 3 == 0)
+        var names: [String] = []
+        for start in stride(from: lines.startIndex, to: lines.endIndex, by: 3) {
+            let help = lines[start].split(separator: " ", maxSplits: 3)
+            let type = lines[start + 1].split(separator: " ")
+            let sample = lines[start + 2].split(separator: " ")
+            try #require(help.count == 4 && type.count == 4 && sample.count == 2, "\(lines[start...(start + 2)])")
+            let name = String(help[2])
+            #expect(help[0] == "#" && help[1] == "HELP" && help[3].hasSuffix("."))
+            #expect(type[0] == "#" && type[1] == "TYPE" && type[2] == help[2])
+            #expect(type[3] == "counter" || type[3] == "gauge")
+            #expect((type[3] == "counter") == name.hasSuffix("_total"), "\(name)")
+            #expect(sample[0] == help[2] && Int(sample[1]) != nil)
+            #expect(name.hasPrefix("crocante_logout_") && name.allSatisfy { $0.isLowercase || $0 == "_" })
+            names.append(name)
+        }
+        #expect(Set(names).count == names.count)
+        #expect(names.contains("crocante_logout_revocations_revoked_total"))
+        #expect(names.contains("crocante_logout_queue_depth"))
+        #expect(lines.contains("crocante_logout_revocations_lost_total 6"))
+    }
+
+    @Test func responsesCarryTheirContentType() {
+        let json = String(decoding: Self.report.response(.json).bytes, as: UTF8.self)
+        let prometheus = String(decoding: Self.report.response(.prometheus).bytes, as: UTF8.self)
+        #expect(json.hasPrefix("Status: 200 OK\r\nContent-Type: application/json\r\n"))
+        #expect(json.hasSuffix("\r\n\r\n" + Self.report.json))
+        #expect(prometheus.hasPrefix("Status: 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"))
+        #expect(prometheus.hasSuffix("\r\n\r\n" + Self.report.prometheus))
+    }
+}
