@@ -1,3 +1,5 @@
+import SystemCalls
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,71 +42,58 @@ public struct ConnectionGate: Sendable {
             var validator = FastCGIRecordValidator(limits: limits)
             var seen = 0
             let clock = ContinuousClock()
-            while true {
-                let remaining = deadline - clock.now
-                guard remaining > .zero else { return .timedOut }
-                var entry = pollfd(fd: connection, events: Int16(POLLIN) | pollReadHangUp, revents: 0)
-                let ready = poll(&entry, 1, Int32(clamping: max(1, remaining.wholeMilliseconds)))
-                if ready < 0 {
-                    if errno == EINTR { continue }
+            while case let remaining = deadline - clock.now, remaining > .zero {
+                guard let events = try? pollReadable(connection, within: remaining) else { return .closed }
+                if events == 0 { continue }  // the loop's deadline check decides
+                let peeked: Int
+                do {
+                    peeked = try systemCall("recv(MSG_PEEK)", retryingOnInterrupt: true) {
+                        recv(connection, buffer.baseAddress, capacity, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+                    }
+                } catch where error.code == EAGAIN {
+                    continue
+                } catch {
                     return .closed
                 }
-                if ready == 0 { continue }  // the loop's deadline check decides
-                let count = recv(connection, buffer.baseAddress, capacity, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
-                if count < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
-                    return .closed
-                }
-                if count == 0 { return .closed }
-                let grew = count > seen
-                seen = count
-                switch validator.advance(over: UnsafeBufferPointer(rebasing: buffer[..<count])) {
+                if peeked == 0 { return .closed }
+                let grew = peeked > seen
+                seen = peeked
+                switch validator.advance(over: UnsafeBufferPointer(rebasing: buffer[..<peeked])) {
                 case .complete:
                     return nil
                 case .reject(let rejection):
                     if case .unknownRole(_, let requestID) = rejection { answerUnknownRole(connection, requestID: requestID) }
                     return .invalid(rejection)
                 case .needMore:
-                    // Readable with nothing new means the peer has half-closed: it will send no more.
-                    if !grew, entry.revents & (pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 { return .closed }
+                    guard !grew else { continue }
+                    // Readable with nothing new: a peer that has half-closed will send no more;
+                    // otherwise the unread bytes keep poll readable, so wait a little instead of spinning.
+                    if events & (pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 { return .closed }
+                    sleepThread(for: min(deadline - clock.now, peekInterval))
                 }
             }
+            return .timedOut
         }
     }
 
     /// `FCGI_END_REQUEST` with `FCGI_UNKNOWN_ROLE`, as the specification asks; never blocks.
     private func answerUnknownRole(_ connection: Int32, requestID: UInt16) {
         let record = FastCGIRecordValidator.unknownRoleRecord(requestID: requestID)
-        _ = record.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+        _ = try? systemCall("send") {
+            record.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+        }
     }
 
-    /// The peer's address (TCP, `getpeername`) or credentials (unix, `SO_PEERCRED`) against the allowlist.
+    /// The peer's address (TCP) or credentials (unix, `SO_PEERCRED`) against the allowlist.
     private func checkPeer(_ connection: Int32) -> Refusal? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(connection, $0, &length) }
-        }
-        guard named == 0 else { return .closed }
-        switch Int32(storage.ss_family) {
-        case AF_UNIX:
-            var credentials = PeerCredentials()
-            var size = socklen_t(MemoryLayout<PeerCredentials>.size)
-            guard getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0 else { return .closed }
-            return allowlist.allows(uid: credentials.uid, gid: credentials.gid)
-                ? nil : .peer("uid \(credentials.uid) gid \(credentials.gid)")
-        case AF_INET:
-            let address = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) } }
-            }
+        guard let peer = try? SocketAddress.peer(of: connection) else { return .closed }
+        switch peer {
+        case .unix(let uid, let gid):
+            return allowlist.allows(uid: uid, gid: gid) ? nil : .peer("uid \(uid) gid \(gid)")
+        case .ip(let address):
             return allowlist.allows(address: address) ? nil : .peer(Self.printable(address))
-        case AF_INET6:
-            let address = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) } }
-            }
-            return allowlist.allows(address: address) ? nil : .peer(Self.printable(address))
-        default:
-            return .peer("address family \(storage.ss_family)")
+        case .other(let family):
+            return .peer("address family \(family)")
         }
     }
 
@@ -118,16 +107,28 @@ public struct ConnectionGate: Sendable {
 /// `POLLRDHUP` (Linux, `_GNU_SOURCE`, so not in Glibc's Swift module): the peer shut down its writing side.
 private let pollReadHangUp: Int16 = 0x2000
 
-/// `struct ucred` (Linux, `_GNU_SOURCE`), what `SO_PEERCRED` fills in.
-private struct PeerCredentials {
-    var pid: pid_t = 0
-    var uid: uid_t = 0
-    var gid: gid_t = 0
+
+/// How long the gate waits between two peeks that found nothing new (bytes already seen keep a
+/// socket readable); nginx sends a request at once, so only slow peers ever wait.
+private let peekInterval = Duration.milliseconds(10)
+
+/// `poll` for input on one descriptor for at most `duration`: the events, 0 when none came.
+func pollReadable(_ fd: Int32, within duration: Duration) throws(SystemError) -> Int16 {
+    var entry = pollfd(fd: fd, events: Int16(POLLIN) | pollReadHangUp, revents: 0)
+    let ready = try systemCall("poll", retryingOnInterrupt: true) {
+        poll(&entry, 1, Int32(clamping: max(1, duration.roundedUpMilliseconds)))
+    }
+    return ready == 0 ? 0 : entry.revents
+}
+
+/// Whether `fd` has input (or EOF) within `duration`.
+func waitReadable(_ fd: Int32, within duration: Duration) -> Bool {
+    ((try? pollReadable(fd, within: duration)) ?? 0) != 0
 }
 
 extension Duration {
     /// Whole milliseconds, rounded up, for `poll`.
-    var wholeMilliseconds: Int64 {
+    var roundedUpMilliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
     }

@@ -53,9 +53,28 @@ final class RequestSlot {
 
     /// Flushes, ends the request and closes the connection (`FCGX_Finish_r`), whatever nginx's
     /// keep-connection flag said: a kept connection would pin this worker while it sits idle.
+    ///
+    /// libfcgi's own lingering close (shut down writing, then read until EOF) restarts its poll
+    /// timeout on every byte, so a peer dripping after its params would hold the worker for ever.
+    /// The close is ours instead: the same linger, bounded by `lingerLimit` in all.
     func finish() {
+        let kept = dup(request.pointee.ipcFd)
         request.pointee.keepConnection = 0
+        request.pointee.detached = 1  // libfcgi just closes its descriptor; `kept` holds the socket
         FCGX_Finish_r(request)
+        guard kept >= 0 else { return }
+        defer { close(kept) }
+        guard (try? systemCall("shutdown", { shutdown(kept, Int32(SHUT_WR)) })) != nil else { return }
+        let clock = ContinuousClock()
+        let deadline = clock.now + lingerLimit
+        var trash = [UInt8](repeating: 0, count: 4096)
+        while case let remaining = deadline - clock.now, remaining > .zero {
+            guard waitReadable(kept, within: remaining) else { return }
+            let count = try? systemCall("recv", retryingOnInterrupt: true) {
+                trash.withUnsafeMutableBytes { recv(kept, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            }
+            guard let count, count > 0 else { return }  // EOF, reset or nothing after all
+        }
     }
 
     private func parameter(_ name: String) -> UnsafeMutablePointer<CChar>? {
@@ -65,6 +84,10 @@ final class RequestSlot {
 
 @available(*, unavailable)
 extension RequestSlot: Sendable {}
+
+/// The longest a worker waits, after answering, for the peer to finish sending and close
+/// (nginx closes as soon as it has the answer).
+private let lingerLimit = Duration.seconds(1)
 
 /// Initialises libfcgi (`FCGX_Init`); call once, on the main thread, before any worker starts.
 public func initializeFastCGILibrary() throws(SystemError) {

@@ -3,6 +3,7 @@ import FastCGI
 import Logging
 import LogoutCore
 import Revocation
+import Synchronization
 import SystemCalls
 
 #if canImport(Glibc)
@@ -44,6 +45,7 @@ public final class Application {
         } catch {
             throw .cannotStart(operation: "starting \(configuration.workers) workers", reason: "\(error)")
         }
+        for warning in configuration.warnings { logger.warning("\(warning)") }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())", environment: environment)
         logger.notice(
             "ready",
@@ -107,11 +109,15 @@ public func buildApplication(configuration: Configuration, environment: [String:
         capacity: configuration.queueCapacity, concurrency: configuration.backendConcurrency,
         notifier: notifier, logger: logger)
     let workerCounters = WorkerCounters()
+    let refusals = RefusalCounters()
     let responder = LogoutResponder(
         router: Router(configuration: configuration), revocations: revocations, workers: workerCounters,
-        workerCount: configuration.workers)
+        workerCount: configuration.workers, refusals: refusals, logger: logger,
+        mismatches: Mutex(SessionMismatchDetector(share: configuration.secretMismatchShare)))
+    let gate = ConnectionGate(allowlist: configuration.allowlist, requestTimeout: configuration.requestTimeout)
     let server = FastCGIServer(
-        socket: socket, responder: responder, workers: configuration.workers, counters: workerCounters, logger: logger)
+        socket: socket, responder: responder, workers: configuration.workers, gate: gate, counters: workerCounters,
+        refusals: refusals, logger: logger)
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
         responder: responder, revocations: revocations, notifier: notifier)

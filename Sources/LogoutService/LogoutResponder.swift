@@ -1,5 +1,6 @@
 import FastCGI
 import FoundationEssentials
+import Logging
 import LogoutCore
 import Revocation
 import Synchronization
@@ -11,7 +12,11 @@ struct LogoutResponder: FastCGIResponder {
     let revocations: RevocationQueue
     let workers: WorkerCounters
     let workerCount: Int
+    let refusals: RefusalCounters
+    let logger: Logger
     let counters = LogoutCounters()
+    /// Session cookies that did not open, by reason, and the wrong-secret warning.
+    let mismatches: Mutex<SessionMismatchDetector>
     private let startedAt = Date()
     private let startedInstant = ContinuousClock.now
 
@@ -25,11 +30,11 @@ struct LogoutResponder: FastCGIResponder {
         switch router.route(request) {
         case .logout(let decision):
             if decision.isLogout { counters.logouts.add(1, ordering: .relaxed) }
-            if let token = decision.tokenToRevoke {
-                counters.sessionsOpened.add(1, ordering: .relaxed)
-                // O(1), never waits for the backend.
-                revocations.enqueue(token)
-            }
+            if !decision.tokensToRevoke.isEmpty { counters.sessionsOpened.add(1, ordering: .relaxed) }
+            // Every session that opened: a tossed cookie must not hide the real one. O(1) each,
+            // never waits for the backend.
+            for token in decision.tokensToRevoke { revocations.enqueue(token) }
+            if !decision.tokensToRevoke.isEmpty || !decision.failures.isEmpty { count(decision) }
             return decision.response.bytes
         case .status(let format):
             return statusReport().response(format).bytes
@@ -37,6 +42,22 @@ struct LogoutResponder: FastCGIResponder {
             return LogoutResponse.pong.bytes
         case .notFound:
             return LogoutResponse.notFound.bytes
+        }
+    }
+
+    /// Feeds the mismatch detector; its warning names the likely cause, never a cookie.
+    private func count(_ decision: LogoutEndpoint.Decision) {
+        let now = ContinuousClock.now
+        let warning = mismatches.withLock { detector in
+            var warning: SessionMismatchDetector.Warning?
+            for token in decision.tokensToRevoke { warning = detector.record(.success(token), at: now) ?? warning }
+            for failure in decision.failures { warning = detector.record(.failure(failure), at: now) ?? warning }
+            return warning
+        }
+        if let warning {
+            logger.warning(
+                "\(warning.message)",
+                metadata: ["cookies_in_window": "\(warning.present)", "tag_mismatches": "\(warning.tagMismatches)"])
         }
     }
 
@@ -51,6 +72,12 @@ struct LogoutResponder: FastCGIResponder {
             logouts: counters.logouts.load(ordering: .relaxed),
             sessionsOpened: counters.sessionsOpened.load(ordering: .relaxed),
             revocations: revocations.counts,
-            queueCapacity: revocations.capacity)
+            queueCapacity: revocations.capacity,
+            peersRefused: refusals.peersRefused.load(ordering: .relaxed),
+            invalidRequests: refusals.invalidRequests.load(ordering: .relaxed),
+            unknownRoles: refusals.unknownRoles.load(ordering: .relaxed),
+            timedOut: refusals.timedOut.load(ordering: .relaxed),
+            closedEarly: refusals.closedEarly.load(ordering: .relaxed),
+            cookies: mismatches.withLock { $0.counts })
     }
 }
