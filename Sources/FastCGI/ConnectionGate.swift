@@ -41,38 +41,44 @@ public struct ConnectionGate: Sendable {
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
             var validator = FastCGIRecordValidator(limits: limits)
             var seen = 0
+            var events: Int16 = 0
             let clock = ContinuousClock()
-            while case let remaining = deadline - clock.now, remaining > .zero {
-                guard let events = try? pollReadable(connection, within: remaining) else { return .closed }
-                if events == 0 { continue }  // the loop's deadline check decides
+            // Peek first: nginx has usually sent the whole request by the time it is accepted,
+            // so the common case costs one recv and no poll.
+            while true {
                 let peeked: Int
                 do {
                     peeked = try systemCall("recv(MSG_PEEK)", retryingOnInterrupt: true) {
                         recv(connection, buffer.baseAddress, capacity, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
                     }
-                } catch where error.code == EAGAIN {
-                    continue
+                    if peeked == 0 { return .closed }
+                } catch where error.code == EAGAIN || error.code == EWOULDBLOCK {
+                    peeked = seen
                 } catch {
                     return .closed
                 }
-                if peeked == 0 { return .closed }
-                let grew = peeked > seen
-                seen = peeked
-                switch validator.advance(over: UnsafeBufferPointer(rebasing: buffer[..<peeked])) {
-                case .complete:
-                    return nil
-                case .reject(let rejection):
-                    if case .unknownRole(_, let requestID) = rejection { answerUnknownRole(connection, requestID: requestID) }
-                    return .invalid(rejection)
-                case .needMore:
-                    guard !grew else { continue }
-                    // Readable with nothing new: a peer that has half-closed will send no more;
-                    // otherwise the unread bytes keep poll readable, so wait a little instead of spinning.
-                    if events & (pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 { return .closed }
+                if peeked > seen {
+                    seen = peeked
+                    switch validator.advance(over: UnsafeBufferPointer(rebasing: buffer[..<peeked])) {
+                    case .complete:
+                        return nil
+                    case .reject(let rejection):
+                        if case .unknownRole(_, let requestID) = rejection { answerUnknownRole(connection, requestID: requestID) }
+                        return .invalid(rejection)
+                    case .needMore:
+                        break
+                    }
+                } else if events & (pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+                    return .closed  // half-closed without completing: nothing more will come
+                } else if events != 0 {
+                    // Readable with nothing new: the unread bytes keep poll readable; wait a little.
                     sleepThread(for: min(deadline - clock.now, peekInterval))
                 }
+                let remaining = deadline - clock.now
+                guard remaining > .zero else { return .timedOut }
+                guard let ready = try? pollReadable(connection, within: remaining) else { return .closed }
+                events = ready
             }
-            return .timedOut
         }
     }
 

@@ -56,22 +56,29 @@ final class RequestSlot {
     ///
     /// libfcgi's own lingering close (shut down writing, then read until EOF) restarts its poll
     /// timeout on every byte, so a peer dripping after its params would hold the worker for ever.
-    /// The close is ours instead: the same linger, bounded by `lingerLimit` in all.
+    /// The linger is ours instead, bounded by `lingerLimit` in all: the streams are closed first
+    /// (`FCGX_FClose`, error stream then output, as `FCGX_Finish_r` does, which writes the end
+    /// records), then the linger, then `FCGX_Finish_r` with `detached` set just closes.
     func finish() {
-        let kept = dup(request.pointee.ipcFd)
+        let connection = request.pointee.ipcFd
+        let flushed = FCGX_FClose(request.pointee.err) == 0 && FCGX_FClose(request.pointee.out) == 0
+        if flushed, connection >= 0 { linger(connection) }
         request.pointee.keepConnection = 0
-        request.pointee.detached = 1  // libfcgi just closes its descriptor; `kept` holds the socket
+        request.pointee.detached = 1
         FCGX_Finish_r(request)
-        guard kept >= 0 else { return }
-        defer { close(kept) }
-        guard (try? systemCall("shutdown", { shutdown(kept, Int32(SHUT_WR)) })) != nil else { return }
+    }
+
+    /// Shuts down writing and reads what the peer still sends until it closes, `lingerLimit` at most,
+    /// so that unread input does not make the kernel reset the connection before nginx has the answer.
+    private func linger(_ connection: Int32) {
+        guard (try? systemCall("shutdown", { shutdown(connection, Int32(SHUT_WR)) })) != nil else { return }
         let clock = ContinuousClock()
         let deadline = clock.now + lingerLimit
         var trash = [UInt8](repeating: 0, count: 4096)
         while case let remaining = deadline - clock.now, remaining > .zero {
-            guard waitReadable(kept, within: remaining) else { return }
+            guard waitReadable(connection, within: remaining) else { return }
             let count = try? systemCall("recv", retryingOnInterrupt: true) {
-                trash.withUnsafeMutableBytes { recv(kept, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                trash.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             }
             guard let count, count > 0 else { return }  // EOF, reset or nothing after all
         }

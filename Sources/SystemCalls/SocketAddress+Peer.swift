@@ -17,7 +17,7 @@ extension SocketAddress {
     public static func peer(of connection: Int32) throws(SystemError) -> Peer {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        try withUnsafeMutablePointer(to: &storage) { (pointer) throws(SystemError) in
+        _ = try withUnsafeMutablePointer(to: &storage) { (pointer) throws(SystemError) in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(SystemError) in
                 try systemCall("getpeername") { getpeername(connection, address, &length) }
             }
