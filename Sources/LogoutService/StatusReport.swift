@@ -61,7 +61,7 @@ public struct StatusReport: Sendable, Equatable {
             ("timed_out", "Connections without complete params within the request timeout, closed", "counter", timedOut),
             ("closed_early", "Connections closed by the peer before their params were complete", "counter", closedEarly),
             ("cookies_opened", "Session cookie values that opened", "counter", cookies.opened),
-            ("cookies_not_base64url", "Session cookie values that are not base64url", "counter", cookies.notBase64url),
+            ("cookies_undecodable", "Session cookie values that are not base64url", "counter", cookies.notBase64url),
             ("cookies_too_short", "Session cookie values too short to hold iv and tag", "counter", cookies.tooShort),
             ("cookies_tag_mismatch", "Session cookie values no configured secret verifies", "counter", cookies.tagMismatch),
             ("cookies_bad_plaintext", "Session cookie values whose plaintext holds no usable token", "counter", cookies.badPlaintext),

@@ -26,7 +26,9 @@ import Testing
                 == #"{"start_time":1764000000,"uptime_seconds":42,"accepted_requests":17,"active_workers":1,"#
                 + #""total_workers":4,"max_active_workers":3,"logouts":12,"sessions_opened":10,"revocations_queued":9,"#
                 + #""revocations_in_flight":1,"revocations_revoked":5,"revocations_rejected":1,"revocations_failed":3,"#
-                + #""revocations_dropped":4,"revocations_lost":6,"queue_capacity":10000,"queue_depth":2}"#)
+                + #""revocations_dropped":4,"revocations_lost":6,"queue_capacity":10000,"queue_depth":2,"#
+                + #""peers_refused":0,"invalid_requests":0,"unknown_roles":0,"timed_out":0,"closed_early":0,"cookies_opened":0,"#
+                + #""cookies_undecodable":0,"cookies_too_short":0,"cookies_tag_mismatch":0,"cookies_bad_plaintext":0}"#)
     }
 
     /// The text exposition format, line by line: for each metric a HELP line, then its TYPE,
