@@ -88,6 +88,9 @@ public struct ConnectionGate: Sendable {
         _ = try? systemCall("send") {
             record.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
         }
+        // Unread input at close makes TCP send a reset, which can destroy the answer before the
+        // peer reads it: read what is there (briefly) first.
+        lingeringShutdown(connection, within: .milliseconds(200))
     }
 
     /// The peer's address (TCP) or credentials (unix, `SO_PEERCRED`) against the allowlist.
@@ -117,6 +120,23 @@ private let pollReadHangUp: Int16 = 0x2000
 /// How long the gate waits between two peeks that found nothing new (bytes already seen keep a
 /// socket readable); nginx sends a request at once, so only slow peers ever wait.
 private let peekInterval = Duration.milliseconds(10)
+
+/// Shuts down writing and reads what the peer still sends until it closes, `limit` at most, so
+/// that unread input does not make the kernel reset the connection before the peer has the
+/// answer. libfcgi's own version restarts its timeout on every byte; this one is bounded in all.
+func lingeringShutdown(_ connection: Int32, within limit: Duration) {
+    guard (try? systemCall("shutdown", { shutdown(connection, Int32(SHUT_WR)) })) != nil else { return }
+    let clock = ContinuousClock()
+    let deadline = clock.now + limit
+    var trash = [UInt8](repeating: 0, count: 4096)
+    while case let remaining = deadline - clock.now, remaining > .zero {
+        guard waitReadable(connection, within: remaining) else { return }
+        let count = try? systemCall("recv", retryingOnInterrupt: true) {
+            trash.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        }
+        guard let count, count > 0 else { return }  // EOF, reset or nothing after all
+    }
+}
 
 /// `poll` for input on one descriptor for at most `duration`: the events, 0 when none came.
 func pollReadable(_ fd: Int32, within duration: Duration) throws(SystemError) -> Int16 {

@@ -62,26 +62,10 @@ final class RequestSlot {
     func finish() {
         let connection = request.pointee.ipcFd
         let flushed = FCGX_FClose(request.pointee.err) == 0 && FCGX_FClose(request.pointee.out) == 0
-        if flushed, connection >= 0 { linger(connection) }
+        if flushed, connection >= 0 { lingeringShutdown(connection, within: lingerLimit) }
         request.pointee.keepConnection = 0
         request.pointee.detached = 1
         FCGX_Finish_r(request)
-    }
-
-    /// Shuts down writing and reads what the peer still sends until it closes, `lingerLimit` at most,
-    /// so that unread input does not make the kernel reset the connection before nginx has the answer.
-    private func linger(_ connection: Int32) {
-        guard (try? systemCall("shutdown", { shutdown(connection, Int32(SHUT_WR)) })) != nil else { return }
-        let clock = ContinuousClock()
-        let deadline = clock.now + lingerLimit
-        var trash = [UInt8](repeating: 0, count: 4096)
-        while case let remaining = deadline - clock.now, remaining > .zero {
-            guard waitReadable(connection, within: remaining) else { return }
-            let count = try? systemCall("recv", retryingOnInterrupt: true) {
-                trash.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            }
-            guard let count, count > 0 else { return }  // EOF, reset or nothing after all
-        }
     }
 
     private func parameter(_ name: String) -> UnsafeMutablePointer<CChar>? {
