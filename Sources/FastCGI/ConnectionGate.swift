@@ -47,7 +47,7 @@ public struct ConnectionGate: Sendable {
             // so the common case costs one recv and no poll.
             while true {
                 let peeked: Int
-                do {
+                do throws(SystemError) {
                     peeked = try systemCall("recv(MSG_PEEK)", retryingOnInterrupt: true) {
                         recv(connection, buffer.baseAddress, capacity, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
                     }

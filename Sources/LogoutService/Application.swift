@@ -3,7 +3,6 @@ import FastCGI
 import Logging
 import LogoutCore
 import Revocation
-import Synchronization
 import SystemCalls
 
 #if canImport(Glibc)
@@ -113,7 +112,7 @@ public func buildApplication(configuration: Configuration, environment: [String:
     let responder = LogoutResponder(
         router: Router(configuration: configuration), revocations: revocations, workers: workerCounters,
         workerCount: configuration.workers, refusals: refusals, logger: logger,
-        mismatches: Mutex(SessionMismatchDetector(share: configuration.secretMismatchShare)))
+        mismatches: .init(share: configuration.secretMismatchShare))
     let gate = ConnectionGate(allowlist: configuration.allowlist, requestTimeout: configuration.requestTimeout)
     let server = FastCGIServer(
         socket: socket, responder: responder, workers: configuration.workers, gate: gate, counters: workerCounters,

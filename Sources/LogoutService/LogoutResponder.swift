@@ -16,9 +16,18 @@ struct LogoutResponder: FastCGIResponder {
     let logger: Logger
     let counters = LogoutCounters()
     /// Session cookies that did not open, by reason, and the wrong-secret warning.
-    let mismatches: Mutex<SessionMismatchDetector>
+    let mismatches: Mismatches
     private let startedAt = Date()
     private let startedInstant = ContinuousClock.now
+
+    /// The mismatch detector, shared by the workers.
+    final class Mismatches: Sendable {
+        let detector: Mutex<SessionMismatchDetector>
+
+        init(share: Double) {
+            detector = Mutex(SessionMismatchDetector(share: share))
+        }
+    }
 
     /// Logouts answered and sessions found, for the status page.
     final class LogoutCounters: Sendable {
@@ -48,7 +57,7 @@ struct LogoutResponder: FastCGIResponder {
     /// Feeds the mismatch detector; its warning names the likely cause, never a cookie.
     private func count(_ decision: LogoutEndpoint.Decision) {
         let now = ContinuousClock.now
-        let warning = mismatches.withLock { detector in
+        let warning = mismatches.detector.withLock { detector in
             var warning: SessionMismatchDetector.Warning?
             for token in decision.tokensToRevoke { warning = detector.record(.success(token), at: now) ?? warning }
             for failure in decision.failures { warning = detector.record(.failure(failure), at: now) ?? warning }
@@ -78,6 +87,6 @@ struct LogoutResponder: FastCGIResponder {
             unknownRoles: refusals.unknownRoles.load(ordering: .relaxed),
             timedOut: refusals.timedOut.load(ordering: .relaxed),
             closedEarly: refusals.closedEarly.load(ordering: .relaxed),
-            cookies: mismatches.withLock { $0.counts })
+            cookies: mismatches.detector.withLock { $0.counts })
     }
 }
