@@ -1,5 +1,5 @@
 import LogoutCore
-import Revocation
+@testable import Revocation
 import Testing
 
 @testable import LogoutService
