@@ -107,6 +107,16 @@ let package = Package(
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
         ),
+        // libFuzzer target over raw FastCGI bytes -> record validator, differential against
+        // libfcgi (scripts/fuzz ... RecordFuzz); built normally, a corpus replay tool.
+        .executableTarget(
+            name: "RecordFuzz",
+            dependencies: ["FastCGI", "CFastCGI"]
+        ),
+        .testTarget(
+            name: "FastCGITests",
+            dependencies: ["FastCGI"]
+        ),
         .testTarget(
             name: "LogoutCoreTests",
             dependencies: ["LogoutCore"],

@@ -49,7 +49,12 @@ enum CookieFuzz {
         let decision = endpoint.decide(method: "POST", cookieHeader: header)
         // Whatever the cookie: 200 with the cleared cookie.
         guard decision.response == loggedOut else { preconditionFailure("POST did not get the logged-out answer") }
-        if let token = decision.tokenToRevoke { checkToken(token) }
+        for token in decision.tokensToRevoke { checkToken(token) }
+        // Every session cookie is tried (issue 10), but boundedly, each distinct token once.
+        guard decision.tokensToRevoke.count <= SessionCookie.valueLimit,
+            Set(decision.tokensToRevoke).count == decision.tokensToRevoke.count,
+            decision.tokensToRevoke.count + decision.failures.count <= SessionCookie.valueLimit
+        else { preconditionFailure("more sessions than the bound, or one twice") }
         // Pure: the same header gets the same decision.
         guard endpoint.decide(method: "POST", cookieHeader: header) == decision else {
             preconditionFailure("decide is not deterministic")
@@ -58,7 +63,7 @@ enum CookieFuzz {
         let other = endpoint.decide(method: "GET", cookieHeader: header)
         guard other.response == .methodNotAllowed, other.tokenToRevoke == nil else { preconditionFailure("GET revoked or cleared") }
         // An unrelated cookie before, or another crocante_session after, changes nothing
-        // (pairs split at ';', the first crocante_session wins).
+        // (pairs split at ';', sessions revoked in header order: the first token stays first).
         let prefixed = endpoint.decide(method: "POST", cookieHeader: Array("other=1; ".utf8) + header)
         guard prefixed.tokenToRevoke == decision.tokenToRevoke else { preconditionFailure("a cookie before changed the token") }
         let suffixed = endpoint.decide(

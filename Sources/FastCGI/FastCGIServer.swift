@@ -17,12 +17,21 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     private let responder: Responder
     private let workerCount: Int
     private let logger: Logger
+    private let gate: ConnectionGate
     private let stopping = Atomic<Bool>(false)
     private let threads = Mutex<[pthread_t]>([])
     /// Counters for the status page.
     public let counters: WorkerCounters
+    /// Connections closed unserved, by reason, for the status page.
+    public let refusals: RefusalCounters
 
-    public init(socket: ListeningSocket, responder: Responder, workers: Int, counters: WorkerCounters, logger: Logger) {
+    /// - Parameter gate: who may connect, the record limits and the request deadline.
+    public init(
+        socket: ListeningSocket, responder: Responder, workers: Int, gate: ConnectionGate, counters: WorkerCounters,
+        refusals: RefusalCounters, logger: Logger
+    ) {
+        self.gate = gate
+        self.refusals = refusals
         self.counters = counters
         self.socket = socket
         self.responder = responder
@@ -82,15 +91,23 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     }
 
     private func serve(_ connection: Int32, with slot: RequestSlot) {
-        // Per connection: a unix connection inherits no timeout from the listener, a TCP one the
-        // listener's short accept poll, which is wrong here. Reads only: the answer is a few
-        // hundred bytes, always less than the socket's send buffer, so a write never blocks.
-        try? setReceiveTimeout(connection, connectionReadTimeout)
+        // One deadline from accept to complete params, however the peer drips: the gate peeks
+        // until then, and libfcgi only reads what the gate has seen complete. The receive
+        // timeout is a backstop for libfcgi's reads (a unix connection inherits none, a TCP one
+        // the listener's short accept poll). Writes: the answer is a few hundred bytes, always
+        // less than the socket's send buffer, so a write never blocks.
+        let deadline = ContinuousClock.now + gate.requestTimeout
+        try? setReceiveTimeout(connection, gate.requestTimeout)
         counters.accepted.add(1, ordering: .relaxed)
         let nowActive = counters.active.add(1, ordering: .relaxed).newValue
         counters.maxActive.max(nowActive, ordering: .relaxed)
         defer { counters.active.subtract(1, ordering: .relaxed) }
 
+        if let refusal = gate.admit(connection, deadline: deadline) {
+            refusals.record(refusal, logger: logger)
+            close(connection)
+            return
+        }
         let request: FastCGIRequest
         do {
             request = try slot.begin(connection: connection)
@@ -115,9 +132,6 @@ public final class WorkerCounters: Sendable {
     public init() {}
 }
 
-/// How long a read on a connection may block before the worker gives up on it: a peer that
-/// stops sending cannot hold a worker for longer.
-private let connectionReadTimeout = Duration.seconds(10)
 /// The longest a stopping worker keeps serving an owned socket's backlog.
 private let backlogDrainLimit = Duration.seconds(5)
 

@@ -53,8 +53,18 @@ final class RequestSlot {
 
     /// Flushes, ends the request and closes the connection (`FCGX_Finish_r`), whatever nginx's
     /// keep-connection flag said: a kept connection would pin this worker while it sits idle.
+    ///
+    /// libfcgi's own lingering close (shut down writing, then read until EOF) restarts its poll
+    /// timeout on every byte, so a peer dripping after its params would hold the worker for ever.
+    /// The linger is ours instead, bounded by `lingerLimit` in all: the streams are closed first
+    /// (`FCGX_FClose`, error stream then output, as `FCGX_Finish_r` does, which writes the end
+    /// records), then the linger, then `FCGX_Finish_r` with `detached` set just closes.
     func finish() {
+        let connection = request.pointee.ipcFd
+        let flushed = FCGX_FClose(request.pointee.err) == 0 && FCGX_FClose(request.pointee.out) == 0
+        if flushed, connection >= 0 { lingeringShutdown(connection, within: lingerLimit) }
         request.pointee.keepConnection = 0
+        request.pointee.detached = 1
         FCGX_Finish_r(request)
     }
 
@@ -65,6 +75,10 @@ final class RequestSlot {
 
 @available(*, unavailable)
 extension RequestSlot: Sendable {}
+
+/// The longest a worker waits, after answering, for the peer to finish sending and close
+/// (nginx closes as soon as it has the answer).
+private let lingerLimit = Duration.seconds(1)
 
 /// Initialises libfcgi (`FCGX_Init`); call once, on the main thread, before any worker starts.
 public func initializeFastCGILibrary() throws(SystemError) {

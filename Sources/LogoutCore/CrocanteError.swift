@@ -29,3 +29,11 @@ public enum CrocanteError: Error, Equatable, CustomStringConvertible, Sendable {
         }
     }
 }
+
+extension CrocanteError {
+    /// For `.invalidSetting`, the reason alone (the setting table prefixes the quoted value).
+    public var reason: String {
+        if case .invalidSetting(_, let reason) = self { return reason }
+        return description
+    }
+}

@@ -25,12 +25,19 @@ public enum SealedSession {
         /// Nil for bad base64url, fewer than 32 decoded bytes, a tag no secret verifies, a JSON
         /// object without a string `token`, or a token that is not header-safe.
         public func token(fromCookieValue value: some Collection<UInt8>) -> AccessToken? {
-            guard
-                let sealed = try? Base64.decode(bytes: value, options: [.base64UrlAlphabet, .omitPaddingCharacter]),
-                sealed.count >= ivLength + tagLength,
-                let plaintext = open(sealed)
-            else { return nil }
-            return SealedSession.token(fromPlaintext: plaintext)
+            try? open(cookieValue: value).get()
+        }
+
+        /// The access token in a cookie value, or why there is none: the mismatch detector
+        /// counts the reasons (a run of tag mismatches means a wrong `SESSION_SECRET`).
+        public func open(cookieValue value: some Collection<UInt8>) -> Result<AccessToken, OpenFailure> {
+            guard let sealed = try? Base64.decode(bytes: value, options: [.base64UrlAlphabet, .omitPaddingCharacter]) else {
+                return .failure(.notBase64url)
+            }
+            guard sealed.count >= ivLength + tagLength else { return .failure(.tooShort) }
+            guard let plaintext = open(sealed) else { return .failure(.tagMismatch) }
+            guard let token = SealedSession.token(fromPlaintext: plaintext) else { return .failure(.badPlaintext) }
+            return .success(token)
         }
 
         private func open(_ sealed: [UInt8]) -> Data? {
@@ -46,6 +53,18 @@ public enum SealedSession {
             }
             return nil
         }
+    }
+
+    /// Why a present cookie value opened no session.
+    public enum OpenFailure: String, Error, Sendable, CaseIterable {
+        /// Not base64url (or not decodable as such).
+        case notBase64url = "not_base64url"
+        /// Fewer than 32 decoded bytes: no room for the iv and the tag.
+        case tooShort = "too_short"
+        /// No configured secret verifies the GCM tag: forged, corrupted, or sealed with another secret.
+        case tagMismatch = "tag_mismatch"
+        /// The tag verified but the plaintext holds no usable token.
+        case badPlaintext = "bad_plaintext"
     }
 
     /// Reads a token out of a plaintext the way the origin does.

@@ -47,6 +47,7 @@ public final class Application {
         } catch {
             throw .cannotStart(operation: "starting \(configuration.workers) workers", reason: "\(error)")
         }
+        for warning in configuration.warnings { logger.warning("\(warning)") }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())", environment: environment)
         logger.notice(
             "ready",
@@ -125,11 +126,16 @@ public func buildApplication(configuration: Configuration, environment: [String:
     let revocations = RevocationQueue(
         settings: configuration.revocationSettings, notifier: notifier, journal: spool, logger: logger)
     let workerCounters = WorkerCounters()
+    let refusals = RefusalCounters()
     let responder = LogoutResponder(
-        router: Router(configuration: configuration), revocations: revocations, spool: spool, workers: workerCounters,
-        workerCount: configuration.workers)
+        router: Router(configuration: configuration), revocations: revocations, spool: spool,
+        workers: workerCounters,
+        workerCount: configuration.workers, refusals: refusals, logger: logger,
+        mismatches: .init(share: configuration.secretMismatchShare))
+    let gate = ConnectionGate(allowlist: configuration.allowlist, requestTimeout: configuration.requestTimeout)
     let server = FastCGIServer(
-        socket: socket, responder: responder, workers: configuration.workers, counters: workerCounters, logger: logger)
+        socket: socket, responder: responder, workers: configuration.workers, gate: gate, counters: workerCounters,
+        refusals: refusals, logger: logger)
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
         responder: responder, revocations: revocations, spool: spool, notifier: notifier)

@@ -1,3 +1,4 @@
+import FastCGI
 import FoundationEssentials
 import Logging
 import LogoutCore
@@ -37,6 +38,16 @@ public struct Configuration: Sendable {
     public var retryMax: Duration
     public var revocationMaxAge: Duration
     public var logLevel: Logger.Level
+    /// From accept to complete params (`CROCANTE_REQUEST_TIMEOUT_MS`).
+    public var requestTimeout: Duration
+    /// Who may connect (`CROCANTE_ALLOWED_CLIENTS`, `CROCANTE_ALLOWED_PEERS`).
+    public var allowlist: ConnectionAllowlist
+    /// The share of present cookies failing the tag check, over a minute, that warns; 0 never.
+    public var secretMismatchShare: Double
+    /// Extra `Domain=` attributes, one more cleared cookie each (`CROCANTE_CLEAR_COOKIE_VARIANTS`).
+    public var clearCookieVariants: [String]
+    /// Accepted but suspicious values, to log as warnings at start-up; never a secret.
+    public let warnings: [String]
     /// `NAME=value` for every setting in table order, secrets redacted: what `check-config` prints.
     public let summary: String
 
@@ -78,6 +89,12 @@ public struct Configuration: Sendable {
         backendConnectTimeout = try reader.value(Settings.backendConnectTimeout)
         backendTimeout = try reader.value(Settings.backendTimeout)
         drainTimeout = try reader.value(Settings.drainTimeout)
+        requestTimeout = try reader.value(Settings.requestTimeout)
+        let clients = try reader.value(Settings.allowedClients)
+        let peers = try reader.value(Settings.allowedPeers)
+        allowlist = ConnectionAllowlist(clients: clients, users: peers.users, groups: peers.groups)
+        secretMismatchShare = Double(try reader.value(Settings.secretMismatchPercent)) / 100
+        clearCookieVariants = try reader.value(Settings.clearCookieVariants)
         spoolDirectory = try reader.value(Settings.spoolDirectory)
         spoolDirectorySource = reader.isGiven(Settings.spoolDirectory.declaration) ? Settings.spoolDirectory.declaration.name : "STATE_DIRECTORY"
         spoolSyncInterval = try reader.value(Settings.spoolSync)
@@ -90,6 +107,7 @@ public struct Configuration: Sendable {
         }
         revocationMaxAge = try reader.value(Settings.revocationMaxAge)
         logLevel = try reader.value(Settings.logLevel)
+        warnings = reader.warnings
         summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"]).joined(separator: "\n")
     }
 

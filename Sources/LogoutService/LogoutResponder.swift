@@ -1,5 +1,6 @@
 import FastCGI
 import FoundationEssentials
+import Logging
 import LogoutCore
 import Revocation
 import Synchronization
@@ -13,9 +14,22 @@ struct LogoutResponder: FastCGIResponder {
     let spool: (any RevocationJournal)?
     let workers: WorkerCounters
     let workerCount: Int
+    let refusals: RefusalCounters
+    let logger: Logger
     let counters = LogoutCounters()
+    /// Session cookies that did not open, by reason, and the wrong-secret warning.
+    let mismatches: Mismatches
     private let startedAt = Date()
     private let startedInstant = ContinuousClock.now
+
+    /// The mismatch detector, shared by the workers.
+    final class Mismatches: Sendable {
+        let detector: Mutex<SessionMismatchDetector>
+
+        init(share: Double) {
+            detector = Mutex(SessionMismatchDetector(share: share))
+        }
+    }
 
     /// Logouts answered and sessions found, for the status page.
     final class LogoutCounters: Sendable {
@@ -27,11 +41,11 @@ struct LogoutResponder: FastCGIResponder {
         switch router.route(request) {
         case .logout(let decision):
             if decision.isLogout { counters.logouts.add(1, ordering: .relaxed) }
-            if let token = decision.tokenToRevoke {
-                counters.sessionsOpened.add(1, ordering: .relaxed)
-                // Recorded (the spool's write(2)) before the response is finished; never waits for the backend.
-                revocations.enqueue(token)
-            }
+            if !decision.tokensToRevoke.isEmpty { counters.sessionsOpened.add(1, ordering: .relaxed) }
+            // Every session that opened: a tossed cookie must not hide the real one. Each is
+            // recorded (the spool's write(2)) before the response is finished; never waits for the backend.
+            for token in decision.tokensToRevoke { revocations.enqueue(token) }
+            if !decision.tokensToRevoke.isEmpty || !decision.failures.isEmpty { count(decision) }
             return decision.response.bytes
         case .status(let format):
             return statusReport().response(format).bytes
@@ -39,6 +53,22 @@ struct LogoutResponder: FastCGIResponder {
             return LogoutResponse.pong.bytes
         case .notFound:
             return LogoutResponse.notFound.bytes
+        }
+    }
+
+    /// Feeds the mismatch detector; its warning names the likely cause, never a cookie.
+    private func count(_ decision: LogoutEndpoint.Decision) {
+        let now = ContinuousClock.now
+        let warning = mismatches.detector.withLock { detector in
+            var warning: SessionMismatchDetector.Warning?
+            for token in decision.tokensToRevoke { warning = detector.record(.success(token), at: now) ?? warning }
+            for failure in decision.failures { warning = detector.record(.failure(failure), at: now) ?? warning }
+            return warning
+        }
+        if let warning {
+            logger.warning(
+                "\(warning.message)",
+                metadata: ["cookies_in_window": "\(warning.present)", "tag_mismatches": "\(warning.tagMismatches)"])
         }
     }
 
@@ -54,6 +84,12 @@ struct LogoutResponder: FastCGIResponder {
             sessionsOpened: counters.sessionsOpened.load(ordering: .relaxed),
             revocations: revocations.counts,
             queueCapacity: revocations.capacity,
-            spool: spool?.statistics)
+            spool: spool?.statistics,
+            peersRefused: refusals.peersRefused.load(ordering: .relaxed),
+            invalidRequests: refusals.invalidRequests.load(ordering: .relaxed),
+            unknownRoles: refusals.unknownRoles.load(ordering: .relaxed),
+            timedOut: refusals.timedOut.load(ordering: .relaxed),
+            closedEarly: refusals.closedEarly.load(ordering: .relaxed),
+            cookies: mismatches.detector.withLock { $0.counts })
     }
 }

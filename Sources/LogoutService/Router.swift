@@ -30,7 +30,8 @@ public struct Router: Sendable {
         self.init(
             logoutPath: configuration.logoutPath, statusPath: configuration.statusPath, pingPath: configuration.pingPath,
             endpoint: LogoutEndpoint(
-                opener: SealedSession.Opener(secrets: configuration.sessionSecrets), secureCookie: configuration.secureCookie))
+                opener: SealedSession.Opener(secrets: configuration.sessionSecrets), secureCookie: configuration.secureCookie,
+                clearCookieVariants: configuration.clearCookieVariants))
     }
 
     /// Paths are compared exactly: nginx has already decoded and normalised `DOCUMENT_URI`.

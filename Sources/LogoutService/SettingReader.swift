@@ -8,6 +8,8 @@ struct SettingReader {
     let readFile: (String) -> String?
     /// `NAME=value` lines in the order read, secrets redacted.
     private(set) var shown: [String] = []
+    /// Values accepted but suspicious, for a warning at start-up (never the value).
+    private(set) var warnings: [String] = []
 
     init(environment: [String: String], defaults: SettingDefaults, readFile: @escaping (String) -> String?) {
         self.environment = environment
@@ -22,7 +24,9 @@ struct SettingReader {
         if let text = text(setting.declaration) {
             switch setting.parse(text) {
             case .success(let parsed): value = parsed
-            case .failure(let refusal): throw .invalidSetting(name, reason: "\(Self.quoted(text)) \(refusal.reason)")
+            case .failure(let refusal):
+                // A refused URL may hold user:password@: never echo it.
+                throw .invalidSetting(name, reason: "\(Self.quoted(Configuration.redactingCredentials(text))) \(refusal.reason)")
             }
         } else if let defaultValue = setting.defaultValue(defaults) {
             value = defaultValue
@@ -38,6 +42,13 @@ struct SettingReader {
     mutating func secret(_ declaration: SettingDeclaration) throws(CrocanteError) -> SessionSecret? {
         let found = try secretText(declaration)
         shown.append("\(declaration.name)=\(found == nil ? "(unset)" : "(set, redacted)")")
+        if let found, let first = found.value.unicodeScalars.first, let last = found.value.unicodeScalars.last,
+            first.properties.isWhitespace || last.properties.isWhitespace
+        {
+            // Kept as given (the login service may really use it), but a pasted space or a CR is
+            // the usual reason no cookie opens.
+            warnings.append("\(found.source) starts or ends with white space; if no session opens, that is likely why")
+        }
         return try found.map { found throws(CrocanteError) in try SessionSecret(found.value, setting: found.source) }
     }
 

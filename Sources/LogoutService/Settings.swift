@@ -11,9 +11,10 @@ public enum Settings {
         appEnvironment.declaration, listen.declaration, socketMode.declaration, workers.declaration,
         logoutPath.declaration, statusPath.declaration, pingPath.declaration, queueCapacity.declaration,
         backendConcurrency.declaration, backendConnectTimeout.declaration, backendTimeout.declaration,
-        drainTimeout.declaration, spoolDirectory.declaration, spoolSync.declaration, spoolMaxBytes.declaration,
-        dedupWindow.declaration, retryBase.declaration, retryMax.declaration, revocationMaxAge.declaration,
-        logLevel.declaration,
+        drainTimeout.declaration, requestTimeout.declaration, allowedClients.declaration, allowedPeers.declaration,
+        secretMismatchPercent.declaration, clearCookieVariants.declaration, spoolDirectory.declaration,
+        spoolSync.declaration, spoolMaxBytes.declaration, dedupWindow.declaration, retryBase.declaration,
+        retryMax.declaration, revocationMaxAge.declaration, logLevel.declaration,
     ]
 
     static let sessionSecret = SettingDeclaration(
@@ -29,26 +30,33 @@ public enum Settings {
     static let apiGateway = Setting<String>(
         declaration: SettingDeclaration(
             name: "API_GATEWAY", flag: "api-gateway", acceptsNextPublicSpelling: true, credential: nil,
-            accepted: "`http://` or `https://` URL with a host", defaultText: "required",
+            accepted: "`http://` or `https://` URL: a host, a port 1–65535, a path without `.`/`..` or encoded dots; no `user:pw@`, query or fragment", defaultText: "required",
             help: "Backend base URL; one trailing `/` is dropped before joining.", example: "https://api.example.com/"),
         defaultValue: { _ in nil },
         parse: { text in
-            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-                let host = url.host(), !host.isEmpty, url.query == nil, url.fragment == nil
-            else { return .failure(.init(reason: "is not an http:// or https:// URL with a host")) }
-            return .success(text)
+            // The same checks for check-config and serve: nothing that would crash the HTTP client
+            // or be sent elsewhere than it reads (BackendURL says why for each).
+            do throws(CrocanteError) {
+                _ = try BackendURL.gateway(text, setting: "API_GATEWAY")
+                return .success(text)
+            } catch {
+                return .failure(.init(reason: error.reason))
+            }
         },
         render: { Configuration.redactingCredentials($0) })
 
     static let logoutEndpoint = Setting<String>(
         declaration: SettingDeclaration(
             name: "EP_AUTH_LOGOUT", flag: "logout-endpoint", acceptsNextPublicSpelling: true, credential: nil,
-            accepted: "a path of visible ASCII", defaultText: "required",
+            accepted: "a path of visible ASCII: no URL or `//`, fragment, `.`/`..` segment or encoded dot", defaultText: "required",
             help: "Backend logout path on the gateway, joined with exactly one `/`.", example: "auth/logout"),
         defaultValue: { _ in nil },
         parse: { text in
-            text.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) && text.contains(where: { $0 != "/" })
-                ? .success(text) : .failure(.init(reason: "is not a path"))
+            do throws(CrocanteError) {
+                return .success(try BackendURL.endpoint(text, setting: "EP_AUTH_LOGOUT"))
+            } catch {
+                return .failure(.init(reason: error.reason))
+            }
         },
         render: { $0 })
 

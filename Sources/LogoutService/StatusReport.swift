@@ -16,6 +16,14 @@ public struct StatusReport: Sendable, Equatable {
     var queueCapacity: Int
     /// The spool's counters; nil when running memory-only.
     var spool: JournalStatistics?
+    /// Connections closed unserved (issue 10), by reason.
+    var peersRefused = 0
+    var invalidRequests = 0
+    var unknownRoles = 0
+    var timedOut = 0
+    var closedEarly = 0
+    /// Session cookie values present, by what opening them gave.
+    var cookies = SessionMismatchDetector.Counts()
 
     /// How the page is written.
     public enum Format: Sendable, Equatable {
@@ -66,6 +74,16 @@ public struct StatusReport: Sendable, Equatable {
             ("spool_write_errors", "Appends that failed: disk full, read-only, I/O error, or the size limit", "counter", spool.writeErrors),
             ("spool_full", "Appends refused at the size limit", "counter", spool.full),
             ("spool_syncs", "fdatasync calls", "counter", spool.syncs),
+            ("peers_refused", "Connections from peers outside the allowlist, closed", "counter", peersRefused),
+            ("invalid_requests", "FastCGI requests the record check refused, closed", "counter", invalidRequests),
+            ("unknown_roles", "Requests for a role other than responder, answered FCGI_UNKNOWN_ROLE", "counter", unknownRoles),
+            ("timed_out", "Connections without complete params within the request timeout, closed", "counter", timedOut),
+            ("closed_early", "Connections closed by the peer before their params were complete", "counter", closedEarly),
+            ("cookies_opened", "Session cookie values that opened", "counter", cookies.opened),
+            ("cookies_undecodable", "Session cookie values that are not base64url", "counter", cookies.notBase64url),
+            ("cookies_too_short", "Session cookie values too short to hold iv and tag", "counter", cookies.tooShort),
+            ("cookies_tag_mismatch", "Session cookie values no configured secret verifies", "counter", cookies.tagMismatch),
+            ("cookies_bad_plaintext", "Session cookie values whose plaintext holds no usable token", "counter", cookies.badPlaintext),
         ]
     }
 

@@ -18,6 +18,8 @@ struct BadCookieThroughNginxTests {
         let name: String
         /// The `Cookie` header lines to send, and the token the backend must get (nil: no call).
         let build: @Sendable () throws -> (cookies: [String], bytes: [[UInt8]]?, revokes: String?)
+        /// Further sessions in the header that open and are revoked too (issue 10: every one counts).
+        var alsoRevoked = 0
 
         var testDescription: String { name }
 
@@ -40,6 +42,13 @@ struct BadCookieThroughNginxTests {
         init(_ name: String, revokesToken token: String? = nil, build: @escaping @Sendable () throws -> [String]) {
             self.name = name
             self.build = { (try build(), nil, token) }
+        }
+
+        /// The same case, with `count` more sessions in it that are revoked too.
+        func revoking(_ count: Int) -> Case {
+            var copy = self
+            copy.alsoRevoked = count
+            return copy
         }
     }
 
@@ -104,15 +113,17 @@ struct BadCookieThroughNginxTests {
             [((0..<150).map { "c\($0)=v\($0)" } + ["crocante_session=\(cookie)"] + (150..<300).map { "c\($0)=v\($0)" })
                 .joined(separator: "; ")]
         },
-        Case("twice in one header, the first not a session") { ["crocante_session=not-a-session; crocante_session=\($0)"] },
-        Case("twice in one header, the first empty") { ["crocante_session=; crocante_session=\($0)"] },
+        // Every crocante_session value that opens is revoked, not only the first (a tossed cookie
+        // placed first must not hide the victim's session).
+        Case("twice in one header, the first not a session", revokes: true) { ["crocante_session=not-a-session; crocante_session=\($0)"] },
+        Case("twice in one header, the first empty", revokes: true) { ["crocante_session=; crocante_session=\($0)"] },
         Case("twice in one header, the first valid", revokes: true) { cookie in
             ["crocante_session=\(cookie); crocante_session=\(try Seal.session("second-of-two-token"))"]
-        },
-        Case("in two Cookie headers, the first not a session") { ["crocante_session=not-a-session", "crocante_session=\($0)"] },
+        }.revoking(1),
+        Case("in two Cookie headers, the first not a session", revokes: true) { ["crocante_session=not-a-session", "crocante_session=\($0)"] },
         Case("in two Cookie headers, the first valid", revokes: true) { cookie in
             ["crocante_session=\(cookie)", "crocante_session=\(try Seal.session("second-header-token"))"]
-        },
+        }.revoking(1),
         Case("only in the second Cookie header", revokes: true) { ["theme=dark; lang=en", "crocante_session=\($0)"] },
         // RFC 6265 §4.1.1 allows a quoted value; the responder unwraps it (the origin's pattern would not).
         Case("quoted valid value", revokes: true) { ["crocante_session=\"\($0)\""] },
@@ -134,9 +145,9 @@ struct BadCookieThroughNginxTests {
             #expect(answer.status == 200)
             #expect(answer.header("Set-Cookie") == Contract.clearedSecureCookie)
             #expect(answer.body == #"{"success":true}"#)
-            let previous = revokes == nil ? 0 : 1
+            let previous = (revokes == nil ? 0 : 1) + testCase.alsoRevoked
             try stack.expectNoOtherCall(after: previous)
-            if let revokes { #expect(stack.backendBearers.first == "Bearer \(revokes)") }
+            if let revokes { #expect(stack.backendBearers.contains("Bearer \(revokes)")) }
             let stopped = stack.stopResponder()
             #expect(stopped.status == 0)
             #expect(stopped.totals == ResponderTotals(requests: 2, queued: previous + 1, revoked: previous + 1))
