@@ -90,25 +90,38 @@ struct SpoolFaultTests {
         }
     }
 
+    /// The spool directory turns read-only under the running responder. `mount -o remount,ro`
+    /// is refused (EBUSY) while the responder holds its segment open for writing, so a read-only
+    /// bind mount goes over the directory instead: the open segment stays writable (as it would),
+    /// and the next segment (after 4 MiB of records) cannot be created.
     @Test(.enabled(if: canMount, "unshare -m (a private mount namespace) is not available here"))
     func aReadOnlySpoolStillAnswers200AndTheTokensAreDelivered() throws {
         let options = TestStack.Options(backend: nil, environment: TestStack.fastRetries, startsResponder: false)
         try withTestStack(options) { stack in
             let spool = try stack.makeSpoolDirectory()
-            let launcher = try #require(Self.tmpfsLauncher(spool: spool, size: "1m"))
+            let launcher = try #require(Self.tmpfsLauncher(spool: spool, size: "16m"))
             let responder = try stack.startResponder(["CROCANTE_SPOOL_DIR": spool], launcher: launcher)
-            let tokens = Seal.tokens(20, "readonly")
-            let cookies = try Seal.sessions(tokens)
-            for cookie in cookies[..<10] { #expect(try stack.logout(cookie).status == 200) }
-            let remount = try Harness.run("/usr/bin/nsenter", ["-t", "\(responder.pid)", "-m", "/bin/mount", "-o", "remount,ro", spool])
-            try #require(remount.status == 0, "remount failed: \(remount.stderr)")
-            for cookie in cookies[10...] { #expect(try stack.logout(cookie).status == 200) }
+            let before = Seal.tokens(10, "writable")
+            for cookie in try Seal.sessions(before) { #expect(try stack.logout(cookie).status == 200) }
+            let readOnly = try Harness.run(
+                "/usr/bin/nsenter",
+                ["-t", "\(responder.pid)", "-m", "/bin/sh", "-c", #"mount --bind "$0" "$0" && mount -o remount,bind,ro "$0""#, spool])
+            try #require(readOnly.status == 0, "read-only bind mount failed: \(readOnly.stderr)")
+            // 5 KB tokens: about 850 fill the 4 MiB segment, so a new one must be created.
+            let after = Seal.tokens(1000, "readonly").map { $0 + "-" + String(repeating: "y", count: 5000) }
+            var statuses: [Int: Int] = [:]
+            for cookie in try Seal.sessions(after) { statuses[try stack.logout(cookie).status, default: 0] += 1 }
             let status = try stack.status()
             stack.expectNoSecretsInClear(inSpool: Self.inNamespace(of: responder, spool))
             try stack.startBackend(name: "up")
+            let tokens = before + after
             let missing = stack.waitForDelivery(of: tokens)
             #expect(stack.stopResponder().status == 0)
-            print("spool/read-only: spool_write_errors \(status["spool_write_errors"] ?? -1); delivered \(tokens.count - missing.count)/\(tokens.count)")
+            print("""
+                spool/read-only: answers \(statuses); spool_write_errors \(status["spool_write_errors"] ?? -1), \
+                spool_pending_records \(status["spool_pending_records"] ?? -1); delivered \(tokens.count - missing.count)/\(tokens.count)
+                """)
+            #expect(statuses == [200: after.count])
             #expect((status["spool_write_errors"] ?? 0) > 0, "\(status)")
             #expect(stack.responder.stderr.lowercased().contains("spool"), "the read-only spool was not logged")
             #expect(missing.isEmpty, "\(missing.count) tokens never delivered")
