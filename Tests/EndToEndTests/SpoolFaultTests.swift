@@ -42,8 +42,10 @@ struct SpoolFaultTests {
             let spool = try stack.makeSpoolDirectory()
             try stack.startResponder(["CROCANTE_SPOOL_DIR": spool])
             let tokens = Self.bigTokens(900, "full")
-            var statuses: [Int: Int] = [:]
-            for cookie in try Seal.sessions(tokens) { statuses[try stack.logout(cookie).status, default: 0] += 1 }
+            let sender = TokenSender(port: stack.nginxPort, tokens: tokens, cookies: try Seal.sessions(tokens))
+            sender.start(threads: 4)
+            _ = sender.finish()
+            let statuses = sender.tally
             let status = try stack.status()
             stack.expectNoSecretsInClear(inSpool: spool)
             try stack.startBackend(name: "up")
@@ -109,8 +111,10 @@ struct SpoolFaultTests {
             try #require(readOnly.status == 0, "read-only bind mount failed: \(readOnly.stderr)")
             // 5 KB tokens: about 850 fill the 4 MiB segment, so a new one must be created.
             let after = Seal.tokens(1000, "readonly").map { $0 + "-" + String(repeating: "y", count: 5000) }
-            var statuses: [Int: Int] = [:]
-            for cookie in try Seal.sessions(after) { statuses[try stack.logout(cookie).status, default: 0] += 1 }
+            let sender = TokenSender(port: stack.nginxPort, tokens: after, cookies: try Seal.sessions(after))
+            sender.start(threads: 4)
+            _ = sender.finish()
+            let statuses = sender.tally
             let status = try stack.status()
             stack.expectNoSecretsInClear(inSpool: Self.inNamespace(of: responder, spool))
             try stack.startBackend(name: "up")
