@@ -52,6 +52,7 @@ struct SpoolDamageTests {
             print("damage/torn+flipped: delivered \(delivered.count)/\(tokens.count); corrupt \(status["spool_corrupt_records"] ?? -1)")
             #expect(status["spool_corrupt_records"] == 2, "\(status)")
             #expect(delivered.count == tokens.count - 2)
+            #expect(stack.responder.stderr.contains("2 corrupt and 0 unreadable records skipped"), "the damage was not logged")
         }
     }
 

@@ -59,7 +59,7 @@ struct SpoolFaultTests {
                 """)
             #expect(statuses == [200: tokens.count])
             #expect((status["spool_full"] ?? 0) > 0, "\(status)")
-            #expect(stack.responder.stderr.lowercased().contains("spool"), "the full spool was not logged")
+            #expect(stack.responder.stderr.contains("spool full"), "the full spool was not logged")
             // Every token is either delivered or counted dropped: none vanishes silently.
             #expect(delivered + (totals["revocations_dropped"] ?? 0) == tokens.count)
         }
@@ -86,7 +86,7 @@ struct SpoolFaultTests {
                 """)
             #expect(statuses == [200: tokens.count])
             #expect((status["spool_write_errors"] ?? 0) + (status["spool_full"] ?? 0) > 0, "\(status)")
-            #expect(stack.responder.stderr.lowercased().contains("spool"), "the full disk was not logged")
+            #expect(stack.responder.stderr.contains("spool append failed"), "the full disk was not logged")
             // A token the spool refused went to the memory queue: the same process delivers it.
             #expect(missing.isEmpty, "\(missing.count) tokens never delivered")
         }
@@ -127,7 +127,7 @@ struct SpoolFaultTests {
                 """)
             #expect(statuses == [200: after.count])
             #expect((status["spool_write_errors"] ?? 0) > 0, "\(status)")
-            #expect(stack.responder.stderr.lowercased().contains("spool"), "the read-only spool was not logged")
+            #expect(stack.responder.stderr.contains("spool append failed"), "the read-only spool was not logged")
             #expect(missing.isEmpty, "\(missing.count) tokens never delivered")
         }
     }
