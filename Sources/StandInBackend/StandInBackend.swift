@@ -42,8 +42,20 @@ struct StandInBackend: ParsableCommand {
     @Option(help: "answer, blackhole or reset.")
     var behavior: Behavior = .answer
 
-    @Option(help: "File to append one JSON line per request to (method, uri, headers, body).")
+    @Option(help: "File to append one JSON line per request to (method, uri, headers, body, at, server).")
     var record: String?
+
+    @Option(help: "Label written as `server` in every recorded line, to tell apart stand-ins sharing one record file.")
+    var name = ""
+
+    @Option(help: "Answer the first N requests with --first-status and --first-header instead.")
+    var first = 0
+
+    @Option(help: "HTTP status for the first N requests.")
+    var firstStatus = 503
+
+    @Option(help: "Extra response header for the first N requests, as 'Name: value' (repeatable).")
+    var firstHeader: [String] = []
 
     func validate() throws {
         guard host == "127.0.0.1" || host == "::1" else { throw ValidationError("--host must be a loopback address") }
@@ -59,14 +71,18 @@ struct StandInBackend: ParsableCommand {
         }
         pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
 
-        let recorder = try Recorder(path: record)
-        let reply = Reply(
-            status: HTTPResponseStatus(statusCode: status), delay: .milliseconds(Int64(delayMs)),
-            headers: header.compactMap { line in
+        let recorder = try Recorder(path: record, server: name)
+        func fields(_ lines: [String]) -> [(String, String)] {
+            lines.compactMap { line in
                 line.firstIndex(of: ":").map {
                     (String(line[..<$0]), line[line.index(after: $0)...].trimmingCharacters(in: .whitespaces))
                 }
-            }, behavior: behavior)
+            }
+        }
+        let reply = Reply(
+            status: HTTPResponseStatus(statusCode: status), delay: .milliseconds(Int64(delayMs)),
+            headers: fields(header), behavior: behavior,
+            first: first, firstStatus: HTTPResponseStatus(statusCode: firstStatus), firstHeaders: fields(firstHeader))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -96,13 +112,20 @@ struct Reply: Sendable {
     let delay: TimeAmount
     let headers: [(String, String)]
     let behavior: StandInBackend.Behavior
+    /// The first `first` requests (counted across connections) get `firstStatus` and `firstHeaders`.
+    let first: Int
+    let firstStatus: HTTPResponseStatus
+    let firstHeaders: [(String, String)]
 }
 
 /// Appends one JSON line per request to a file, and a short line to stdout.
 final class Recorder: Sendable {
     private let file: Mutex<FileHandle?>
+    private let server: String
+    private let seen = Atomic<Int>(0)
 
-    init(path: String?) throws {
+    init(path: String?, server: String) throws {
+        self.server = server
         if let path {
             if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
@@ -118,16 +141,23 @@ final class Recorder: Sendable {
         let uri: String
         let headers: [[String]]
         let body: String
+        /// Milliseconds since the epoch when the request was complete, so tests can see retry delays.
+        let at: Double
+        let server: String
     }
 
-    func record(_ head: HTTPRequestHead, body: ByteBuffer) {
+    /// Records the request; returns how many requests came before it.
+    @discardableResult
+    func record(_ head: HTTPRequestHead, body: ByteBuffer) -> Int {
+        let index = seen.add(1, ordering: .relaxed).oldValue
         let entry = Entry(
             method: head.method.rawValue, uri: head.uri, headers: head.headers.map { [$0.name, $0.value] },
-            body: String(buffer: body))
-        guard var line = try? JSONEncoder().encode(entry) else { return }
+            body: String(buffer: body), at: Date().timeIntervalSince1970 * 1000, server: server)
+        guard var line = try? JSONEncoder().encode(entry) else { return index }
         line.append(UInt8(ascii: "\n"))
         file.withLock { try? $0?.write(contentsOf: line) }
         say("\(head.method.rawValue) \(head.uri)")
+        return index
     }
 }
 
@@ -154,12 +184,12 @@ final class RequestHandler: ChannelInboundHandler {
             body.writeBuffer(&chunk)
         case .end:
             guard let head else { return }
-            recorder.record(head, body: body)
-            respond(context: context, keepAlive: head.isKeepAlive)
+            let index = recorder.record(head, body: body)
+            respond(context: context, keepAlive: head.isKeepAlive, early: index < reply.first)
         }
     }
 
-    private func respond(context: ChannelHandlerContext, keepAlive: Bool) {
+    private func respond(context: ChannelHandlerContext, keepAlive: Bool, early: Bool) {
         switch reply.behavior {
         case .blackhole:
             return
@@ -178,14 +208,16 @@ final class RequestHandler: ChannelInboundHandler {
         case .answer:
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             let reply = reply
+            let status = early ? reply.firstStatus : reply.status
+            let extraHeaders = early ? reply.firstHeaders : reply.headers
             context.eventLoop.scheduleTask(in: reply.delay) {
                 let context = loopBound.value
-                let body = ByteBuffer(string: reply.status.code < 300 ? "{}" : "{\"error\":\"stand-in\"}")
-                var headers = HTTPHeaders(reply.headers)
+                let body = ByteBuffer(string: status.code < 300 ? "{}" : "{\"error\":\"stand-in\"}")
+                var headers = HTTPHeaders(extraHeaders)
                 headers.add(name: "Content-Type", value: "application/json")
                 headers.add(name: "Content-Length", value: "\(body.readableBytes)")
                 if !keepAlive { headers.add(name: "Connection", value: "close") }
-                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
                     if !keepAlive { context.close(promise: nil) }

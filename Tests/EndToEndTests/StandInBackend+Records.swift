@@ -8,6 +8,10 @@ extension StandInBackend {
         /// Name and value pairs, in the order received.
         let headers: [[String]]
         let body: String
+        /// Milliseconds since the epoch when the stand-in had the whole request.
+        let at: Double?
+        /// The `--name` of the stand-in that received it.
+        let server: String?
 
         var headerNames: [String] { headers.map { $0[0].lowercased() } }
 
@@ -15,6 +19,9 @@ extension StandInBackend {
         func values(_ name: String) -> [String] { headers.filter { $0[0].lowercased() == name.lowercased() }.map { $0[1] } }
 
         func header(_ name: String) -> String? { values(name).first }
+
+        /// The token of the `Authorization: Bearer …` header.
+        var bearerToken: String? { header("Authorization").map { String($0.dropFirst("Bearer ".count)) } }
     }
 
     /// Everything received so far, in the order it arrived.

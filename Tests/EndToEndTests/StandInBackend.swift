@@ -7,12 +7,16 @@ final class StandInBackend {
     let port: UInt16
     let recordFile: URL
 
-    /// - Parameter arguments: how it answers, e.g. `["--status", "500"]` or `["--behavior", "blackhole"]`.
-    init(_ arguments: [String], directory: URL) throws {
+    /// - Parameters:
+    ///   - arguments: how it answers, e.g. `["--status", "500"]` or `["--behavior", "blackhole"]`.
+    ///   - port: 0 picks a free one; a given port brings a stopped stand-in back where it was.
+    ///   - name: the process's log file name, and the `server` label of its recorded lines.
+    init(_ arguments: [String], directory: URL, port: UInt16 = 0, name: String = "backend") throws {
         recordFile = directory.appendingPathComponent("backend.jsonl")
         let process = try ManagedProcess(
-            Harness.product("crocante-standin-backend"), ["--port", "0", "--record", recordFile.path] + arguments,
-            environment: [:], logDirectory: directory, name: "backend")
+            Harness.product("crocante-standin-backend"),
+            ["--port", "\(port)", "--record", recordFile.path, "--name", name] + arguments,
+            environment: [:], logDirectory: directory, name: name)
         // Its first stdout line, `listening on 127.0.0.1:PORT`, is the stand-in's documented interface.
         guard Harness.waitUntil({ process.stdout.contains("listening on") }),
             let port = process.stdout.split(separator: "\n").first?.split(separator: ":").last.flatMap({ UInt16($0) })

@@ -17,27 +17,37 @@ extension TestStack {
 
     /// Starts a responder (again) with the stack's settings and `overrides`, and waits until it
     /// has notified readiness. On a held socket this is a restart that keeps the socket open.
+    /// - Parameter launcher: a command that ends by exec'ing its arguments (e.g. `unshare -m … sh -c '…; exec "$0" "$@"'`),
+    ///   run in front of the responder; the pid stays the responder's.
     @discardableResult
-    func startResponder(_ overrides: [String: String] = [:]) throws -> Responder {
+    func startResponder(_ overrides: [String: String] = [:], launcher: [String] = []) throws -> Responder {
         let binary = Harness.product("crocante-logout")
         let environment = responderEnvironment(overrides)
         let name = "responder-\(responders.count)"
+        // The launcher runs first and execs what would have run.
+        func launched(_ executable: URL, _ arguments: [String]) -> (URL, [String]) {
+            guard let first = launcher.first else { return (executable, arguments) }
+            return (URL(fileURLWithPath: first), Array(launcher.dropFirst()) + [executable.path] + arguments)
+        }
         let responder: Responder
         switch (options.listen, heldSocket) {
         case (.standardInputSocket, let socket?):
+            let (executable, arguments) = launched(binary, options.responderArguments)
             responder = try Responder(
-                binary, options.responderArguments, environment: environment, directory: directory, name: name,
+                executable, arguments, environment: environment, directory: directory, name: name,
                 standardInput: FileHandle(fileDescriptor: socket, closeOnDealloc: false))
         case (_, let socket?):
             // As systemd does: the socket at fd 3, LISTEN_FDS=1, LISTEN_PID the responder's own pid
             // (sh sets it, then execs the responder in its place, keeping the pid).
-            responder = try Responder(
+            let (executable, arguments) = launched(
                 URL(fileURLWithPath: "/bin/sh"),
-                ["-c", #"exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@""#, binary.path] + options.responderArguments,
-                environment: environment, directory: directory, name: name,
+                ["-c", #"exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@""#, binary.path] + options.responderArguments)
+            responder = try Responder(
+                executable, arguments, environment: environment, directory: directory, name: name,
                 standardInput: FileHandle(fileDescriptor: socket, closeOnDealloc: false))
         default:
-            responder = try Responder(binary, options.responderArguments, environment: environment, directory: directory, name: name)
+            let (executable, arguments) = launched(binary, options.responderArguments)
+            responder = try Responder(executable, arguments, environment: environment, directory: directory, name: name)
         }
         responders.append(responder)
         try responder.waitUntilReady()

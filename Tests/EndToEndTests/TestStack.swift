@@ -9,7 +9,8 @@ import Glibc
 /// stand-in backend, all on loopback and unix sockets in one temporary directory.
 ///
 /// Made only through ``withTestStack(_:sourceLocation:_:)``, which stops everything at the end
-/// and fails the test when any responder it ran wrote a token, cookie or secret.
+/// and fails the test when any responder it ran wrote a token, cookie or secret, to its output
+/// or in clear to a spool file left in the stack's directory.
 final class TestStack {
     /// How the test's stack is set up.
     struct Options {
@@ -63,7 +64,10 @@ final class TestStack {
     let fastcgiAddress: String
     /// The listening socket this test process holds for its responders, if it does.
     private(set) var heldSocket: Int32?
-    private(set) var backend: StandInBackend?
+    /// The stand-in running now; ``startBackend(_:)`` and ``stopBackend()`` change it.
+    var backend: StandInBackend?
+    /// Every stand-in started, so each is stopped at the end.
+    var backends: [StandInBackend] = []
     private(set) var backendPort: UInt16 = 0
     /// Every responder started, in order; set by ``startResponder(_:)``.
     var responders: [Responder] = []
@@ -97,6 +101,7 @@ final class TestStack {
         if let arguments = options.backend {
             let backend = try StandInBackend(arguments, directory: directory)
             self.backend = backend
+            backends.append(backend)
             backendPort = backend.port
         } else {
             backendPort = try Socket.freeTCPPort()
@@ -121,12 +126,13 @@ final class TestStack {
             let leaks = SecretLedger.leaks(in: responder.stderr + responder.stdout)
             #expect(leaks.isEmpty, "responder \(index) wrote \(leaks.count) secret(s) to its output", sourceLocation: sourceLocation)
         }
+        for spool in spoolDirectoriesInStack() { expectNoSecretsInClear(inSpool: spool, sourceLocation: sourceLocation) }
     }
 
     private func stopAll() {
         for responder in responders { responder.stop() }
         nginx?.stop()
-        backend?.stop()
+        for backend in backends { backend.stop() }
     }
 
     deinit {
