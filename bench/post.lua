@@ -65,11 +65,14 @@ function done(summary, latency, requests)
   local function add(k, v) parts[#parts + 1] = string.format('"%s":%s', k, v) end
   -- Requests handed to a connection (answered or not) and how many distinct cookies they carried.
   local issued, distinct = 0, 0
+  local file, cookie = os.getenv("COOKIE_FILE"), os.getenv("COOKIE")
   for _, t in ipairs(threads) do
     local n, size = t:get("sent") or 0, t:get("pool") or 1
     issued = issued + n
     distinct = distinct + math.min(n, size)
   end
+  -- Without a pool every thread sends the same cookie, or none.
+  if file == nil or file == "" then distinct = (cookie ~= nil and cookie ~= "" and issued > 0) and 1 or 0 end
   add("requests", summary.requests)
   add("duration_us", summary.duration)
   add("bytes", summary.bytes)
