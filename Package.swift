@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "Revocation",
                 "LogoutCore",
+                "SystemCalls",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

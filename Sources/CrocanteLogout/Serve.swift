@@ -8,10 +8,12 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve logouts until SIGTERM or SIGINT (the default subcommand).",
         discussion: """
-            On SIGTERM or SIGINT: stop accepting, finish the requests being served, give queued
-            revocations up to the drain deadline, print the final status JSON on stdout, exit 0.
+            On SIGTERM or SIGINT: stop accepting, finish the requests being served, give pending \
+            revocations up to the drain deadline (a spool keeps the rest for the next process), \
+            print the final status JSON on stdout, exit 0.
 
             Flags (each overrides its environment variable; secrets have none):
+
             \(Settings.flagHelp)
             """
     )

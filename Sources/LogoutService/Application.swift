@@ -3,6 +3,7 @@ import FastCGI
 import Logging
 import LogoutCore
 import Revocation
+import RevocationSpool
 import SystemCalls
 
 #if canImport(Glibc)
@@ -18,13 +19,15 @@ public final class Application {
     let server: FastCGIServer<LogoutResponder>
     let responder: LogoutResponder
     let revocations: RevocationQueue
+    let spool: Spool?
     let notifier: HTTPBackendNotifier
 
     init(
         configuration: Configuration, environment: [String: String], logger: Logger, socket: ListeningSocket,
-        server: FastCGIServer<LogoutResponder>, responder: LogoutResponder, revocations: RevocationQueue,
+        server: FastCGIServer<LogoutResponder>, responder: LogoutResponder, revocations: RevocationQueue, spool: Spool?,
         notifier: HTTPBackendNotifier
     ) {
+        self.spool = spool
         self.configuration = configuration
         self.environment = environment
         self.logger = logger
@@ -68,7 +71,7 @@ public final class Application {
                 "requests": "\(server.counters.accepted.load(ordering: .relaxed))",
                 "revocations_queued": "\(counts.queued)", "revoked": "\(counts.revoked)",
                 "rejected": "\(counts.rejected)", "failed": "\(counts.failed)",
-                "dropped": "\(counts.dropped)", "lost": "\(counts.lost)",
+                "dropped": "\(counts.dropped)", "lost": "\(counts.lost)", "handed_over": "\(counts.handedOver)",
             ])
     }
 
@@ -99,22 +102,49 @@ public func buildApplication(configuration: Configuration, environment: [String:
     } catch {
         throw .cannotStart(operation: "FCGX_Init", reason: "\(error)")
     }
-    let socket = try openSocket(configuration: configuration, environment: environment)
+    // Everything that can refuse the configuration comes before the socket: a refused URL or
+    // spool directory must not leave a socket file behind.
     let notifier = try HTTPBackendNotifier(
         url: configuration.backendURL, concurrency: configuration.backendConcurrency,
         connectTimeout: configuration.backendConnectTimeout, timeout: configuration.backendTimeout)
+    let spool = try openSpool(configuration: configuration, logger: logger)
+    let socket = try openSocket(configuration: configuration, environment: environment)
     let revocations = RevocationQueue(
-        capacity: configuration.queueCapacity, concurrency: configuration.backendConcurrency,
-        notifier: notifier, logger: logger)
+        settings: configuration.revocationSettings, notifier: notifier, journal: spool, logger: logger)
     let workerCounters = WorkerCounters()
     let responder = LogoutResponder(
-        router: Router(configuration: configuration), revocations: revocations, workers: workerCounters,
+        router: Router(configuration: configuration), revocations: revocations, spool: spool, workers: workerCounters,
         workerCount: configuration.workers)
     let server = FastCGIServer(
         socket: socket, responder: responder, workers: configuration.workers, counters: workerCounters, logger: logger)
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
-        responder: responder, revocations: revocations, notifier: notifier)
+        responder: responder, revocations: revocations, spool: spool, notifier: notifier)
+}
+
+/// The spool the configuration names, or nil (memory-only, said once at start-up).
+private func openSpool(configuration: Configuration, logger: Logger) throws(CrocanteError) -> Spool? {
+    guard let directory = configuration.spoolDirectory else {
+        logger.notice(
+            "no spool: revocations are kept in memory only and do not survive a crash or restart (set CROCANTE_SPOOL_DIR)")
+        return nil
+    }
+    let settings = SpoolSettings(
+        directory: directory, syncInterval: configuration.spoolSyncInterval, maxBytes: configuration.spoolMaxBytes,
+        setting: configuration.spoolDirectorySource)
+    return try Spool(settings: settings, secrets: configuration.sessionSecrets, logger: logger)
+}
+
+extension Configuration {
+    /// The revocation queue's part of the configuration.
+    var revocationSettings: RevocationSettings {
+        var settings = RevocationSettings(capacity: queueCapacity, concurrency: backendConcurrency)
+        settings.dedupWindow = dedupWindow
+        settings.retryBase = retryBase
+        settings.retryMax = retryMax
+        settings.maxAge = revocationMaxAge
+        return settings
+    }
 }
 
 /// The socket the configuration names; `auto` takes an inherited one, else the fallback address.

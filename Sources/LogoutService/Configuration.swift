@@ -26,6 +26,16 @@ public struct Configuration: Sendable {
     public var backendConnectTimeout: Duration
     public var backendTimeout: Duration
     public var drainTimeout: Duration
+    /// Where pending revocations survive a crash or restart; nil runs memory-only.
+    public var spoolDirectory: String?
+    /// The name to blame when the spool directory is refused: the setting, or systemd's variable.
+    public var spoolDirectorySource: String
+    public var spoolSyncInterval: Duration
+    public var spoolMaxBytes: Int
+    public var dedupWindow: Duration
+    public var retryBase: Duration
+    public var retryMax: Duration
+    public var revocationMaxAge: Duration
     public var logLevel: Logger.Level
     /// `NAME=value` for every setting in table order, secrets redacted: what `check-config` prints.
     public let summary: String
@@ -44,8 +54,9 @@ public struct Configuration: Sendable {
         environment: [String: String], processorCount: Int,
         readFile: @escaping (String) -> String? = Configuration.readTextFile
     ) throws(CrocanteError) {
-        var reader = SettingReader(
-            environment: environment, defaults: SettingDefaults(processorCount: processorCount), readFile: readFile)
+        let defaults = SettingDefaults(
+            processorCount: processorCount, stateDirectory: environment["STATE_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 })
+        var reader = SettingReader(environment: environment, defaults: defaults, readFile: readFile)
         guard let current = try reader.secret(Settings.sessionSecret) else { throw .missingSetting(Settings.sessionSecret.name) }
         sessionSecret = current
         previousSessionSecret = try reader.secret(Settings.previousSessionSecret)
@@ -67,6 +78,17 @@ public struct Configuration: Sendable {
         backendConnectTimeout = try reader.value(Settings.backendConnectTimeout)
         backendTimeout = try reader.value(Settings.backendTimeout)
         drainTimeout = try reader.value(Settings.drainTimeout)
+        spoolDirectory = try reader.value(Settings.spoolDirectory)
+        spoolDirectorySource = reader.isGiven(Settings.spoolDirectory.declaration) ? Settings.spoolDirectory.declaration.name : "STATE_DIRECTORY"
+        spoolSyncInterval = try reader.value(Settings.spoolSync)
+        spoolMaxBytes = try reader.value(Settings.spoolMaxBytes)
+        dedupWindow = try reader.value(Settings.dedupWindow)
+        retryBase = try reader.value(Settings.retryBase)
+        retryMax = try reader.value(Settings.retryMax)
+        guard retryBase <= retryMax else {
+            throw .invalidSetting(Settings.retryMax.declaration.name, reason: "must not be below CROCANTE_RETRY_BASE_MS")
+        }
+        revocationMaxAge = try reader.value(Settings.revocationMaxAge)
         logLevel = try reader.value(Settings.logLevel)
         summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"]).joined(separator: "\n")
     }

@@ -9,6 +9,8 @@ import Synchronization
 struct LogoutResponder: FastCGIResponder {
     let router: Router
     let revocations: RevocationQueue
+    /// The durable spool behind the queue, for its counters; nil in memory-only mode.
+    let spool: (any RevocationJournal)?
     let workers: WorkerCounters
     let workerCount: Int
     let counters = LogoutCounters()
@@ -27,7 +29,7 @@ struct LogoutResponder: FastCGIResponder {
             if decision.isLogout { counters.logouts.add(1, ordering: .relaxed) }
             if let token = decision.tokenToRevoke {
                 counters.sessionsOpened.add(1, ordering: .relaxed)
-                // O(1), never waits for the backend.
+                // Recorded (the spool's write(2)) before the response is finished; never waits for the backend.
                 revocations.enqueue(token)
             }
             return decision.response.bytes
@@ -51,6 +53,7 @@ struct LogoutResponder: FastCGIResponder {
             logouts: counters.logouts.load(ordering: .relaxed),
             sessionsOpened: counters.sessionsOpened.load(ordering: .relaxed),
             revocations: revocations.counts,
-            queueCapacity: revocations.capacity)
+            queueCapacity: revocations.capacity,
+            spool: spool?.statistics)
     }
 }

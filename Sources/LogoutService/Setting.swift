@@ -30,6 +30,8 @@ public struct SettingDeclaration: Sendable {
 /// What a default may depend on.
 public struct SettingDefaults: Sendable {
     public var processorCount: Int
+    /// `$STATE_DIRECTORY`, which systemd sets from the unit's `StateDirectory=`.
+    public var stateDirectory: String?
 }
 
 /// A setting with its value type: how text becomes a value, its default, and how the value is
@@ -87,6 +89,43 @@ extension Setting where Value == Duration {
             declaration: declaration, defaultValue: { _ in .milliseconds(defaultValue) },
             parse: { text in integer.parse(text).map { .milliseconds($0) } },
             render: { "\($0.wholeMilliseconds)" })
+    }
+}
+
+extension Setting where Value == Duration {
+    /// A duration written as a whole number with a unit, `ms`, `s`, `m`, `h` or `d` (a bare
+    /// number is seconds), within `range`.
+    static func duration(_ declaration: SettingDeclaration, in range: ClosedRange<Duration>, default defaultValue: Duration) -> Setting {
+        Setting(
+            declaration: declaration, defaultValue: { _ in defaultValue },
+            parse: { text in
+                guard let value = parseDuration(text), range.contains(value) else {
+                    return .failure(
+                        SettingRefusal(reason: "is not a duration from \(render(range.lowerBound)) to \(render(range.upperBound)) (e.g. 300s, 5m, 24h)"))
+                }
+                return .success(value)
+            },
+            render: render)
+    }
+
+    private static let units: [(suffix: String, duration: Duration)] = [
+        ("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)), ("d", .seconds(86_400)),
+    ]
+
+    private static func parseDuration(_ text: String) -> Duration? {
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        let unit = text.dropFirst(digits.count)
+        guard !digits.isEmpty, digits.count <= 9, let count = Int(digits) else { return nil }
+        if unit.isEmpty { return .seconds(count) }
+        return units.first { $0.suffix == unit }.map { $0.duration * count }
+    }
+
+    /// The largest unit that divides the duration: 300 seconds reads `5m`.
+    private static func render(_ duration: Duration) -> String {
+        for (suffix, unit) in units.reversed() where duration >= unit && duration.wholeMilliseconds % unit.wholeMilliseconds == 0 {
+            return "\(duration.wholeMilliseconds / unit.wholeMilliseconds)\(suffix)"
+        }
+        return "\(duration.wholeMilliseconds)ms"
     }
 }
 

@@ -56,6 +56,11 @@ struct SettingReader {
         return nil
     }
 
+    /// Whether the setting was given (rather than defaulted).
+    func isGiven(_ declaration: SettingDeclaration) -> Bool {
+        text(declaration) != nil
+    }
+
     /// The text under the setting's name, else under its `NEXT_PUBLIC_` spelling where it has
     /// one; empty counts as unset.
     private func text(_ declaration: SettingDeclaration) -> String? {

@@ -34,20 +34,23 @@ extension Settings {
                 text += "\(setting.name)=\(example)\n"
             } else {
                 // A default written as a literal (`10000`) is shown as the value; a computed one is not.
-                let literal = setting.defaultText.hasPrefix("`") ? plain(setting.defaultText) : ""
+                let isLiteral = setting.defaultText.hasPrefix("`") && setting.defaultText.hasSuffix("`")
+                    && setting.defaultText.filter { $0 == "`" }.count == 2
+                let literal = isLiteral ? plain(setting.defaultText) : ""
                 text += "#\(setting.name)=\(literal)\n"
             }
         }
         return text
     }
 
-    /// The flags, for `--help`: each with its variable, accepted values and default.
+    /// The flags, for `--help`: one paragraph each (argument-parser rewraps lines), with the
+    /// variable it overrides, the accepted values and the default.
     public static var flagHelp: String {
         all.compactMap { setting in
             setting.flag.map { flag in
-                "  --\(flag) <value>\n      \(plain(setting.help)) (\(setting.name); \(plain(setting.accepted)); default \(plain(setting.defaultText)))"
+                "--\(flag) <value>: \(plain(setting.help)) Variable \(setting.name); \(plain(setting.accepted)); default \(plain(setting.defaultText))."
             }
-        }.joined(separator: "\n")
+        }.joined(separator: "\n\n")
     }
 
     /// Markdown code spans as plain text.

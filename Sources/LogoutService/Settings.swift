@@ -11,7 +11,9 @@ public enum Settings {
         appEnvironment.declaration, listen.declaration, socketMode.declaration, workers.declaration,
         logoutPath.declaration, statusPath.declaration, pingPath.declaration, queueCapacity.declaration,
         backendConcurrency.declaration, backendConnectTimeout.declaration, backendTimeout.declaration,
-        drainTimeout.declaration, logLevel.declaration,
+        drainTimeout.declaration, spoolDirectory.declaration, spoolSync.declaration, spoolMaxBytes.declaration,
+        dedupWindow.declaration, retryBase.declaration, retryMax.declaration, revocationMaxAge.declaration,
+        logLevel.declaration,
     ]
 
     static let sessionSecret = SettingDeclaration(
@@ -135,6 +137,63 @@ public enum Settings {
             help: "On SIGTERM, how long queued revocations may still run (keep below the unit's `TimeoutStopSec=30`).",
             example: nil),
         in: 0...600_000, default: 10_000)
+
+    static let spoolDirectory = Setting<String?>(
+        declaration: SettingDeclaration(
+            name: "CROCANTE_SPOOL_DIR", flag: "spool-dir", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "absolute path of a directory only this user can enter", defaultText: "`$STATE_DIRECTORY`, else unset",
+            help: "Where pending revocations are kept (sealed) so that a crash, a restart or a deploy loses none; unset: memory only.",
+            example: nil),
+        defaultValue: { .some($0.stateDirectory) },
+        parse: { path in
+            path.hasPrefix("/") && !path.utf8.contains(0) ? .success(path) : .failure(.init(reason: "is not an absolute path"))
+        },
+        render: { $0 ?? "(unset: memory only, revocations do not survive a restart)" })
+
+    static let spoolSync = Setting<Duration>.milliseconds(
+        SettingDeclaration(
+            name: "CROCANTE_SPOOL_SYNC_MS", flag: "spool-sync-ms", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "0–10000 ms", defaultText: "`50`",
+            help: "How often the spool is flushed to disk (`fdatasync`), off the request path: a power loss loses at most this window.",
+            example: nil),
+        in: 0...10_000, default: 50)
+
+    static let spoolMaxBytes = Setting<Int>.integer(
+        SettingDeclaration(
+            name: "CROCANTE_SPOOL_MAX_BYTES", flag: "spool-max-bytes", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "1048576–1099511627776", defaultText: "`268435456`",
+            help: "Size limit of the spool's files; past it new revocations are kept in memory only, counted and logged.",
+            example: nil),
+        in: 1 << 20...1 << 40, default: { _ in 256 << 20 })
+
+    static let dedupWindow = Setting<Duration>.duration(
+        SettingDeclaration(
+            name: "CROCANTE_DEDUP_WINDOW", flag: "dedup-window", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "0s–24h", defaultText: "`5m`",
+            help: "A token pending, or revoked within this window, is not queued again: a replayed cookie costs one lookup.",
+            example: nil),
+        in: .zero ... .seconds(86_400), default: .seconds(300))
+
+    static let retryBase = Setting<Duration>.milliseconds(
+        SettingDeclaration(
+            name: "CROCANTE_RETRY_BASE_MS", flag: "retry-base-ms", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "1–600000 ms", defaultText: "`250`",
+            help: "First retry backoff; doubles per failure, with full jitter, up to the maximum.", example: nil),
+        in: 1...600_000, default: 250)
+
+    static let retryMax = Setting<Duration>.milliseconds(
+        SettingDeclaration(
+            name: "CROCANTE_RETRY_MAX_MS", flag: "retry-max-ms", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "1–86400000 ms", defaultText: "`60000`",
+            help: "Longest wait between two attempts, `Retry-After` included.", example: nil),
+        in: 1...86_400_000, default: 60_000)
+
+    static let revocationMaxAge = Setting<Duration>.duration(
+        SettingDeclaration(
+            name: "CROCANTE_REVOCATION_MAX_AGE", flag: "revocation-max-age", acceptsNextPublicSpelling: false,
+            credential: nil, accepted: "1m–30d", defaultText: "`24h`",
+            help: "Retrying stops this long after the logout, unless the token is a JWT whose `exp` says sooner.", example: nil),
+        in: .seconds(60) ... .seconds(30 * 86_400), default: .seconds(86_400))
 
     static let logLevel = Setting<Logger.Level>.choice(
         SettingDeclaration(

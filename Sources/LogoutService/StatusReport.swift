@@ -14,6 +14,8 @@ public struct StatusReport: Sendable, Equatable {
     var sessionsOpened: Int
     var revocations: RevocationQueue.Counts
     var queueCapacity: Int
+    /// The spool's counters; nil when running memory-only.
+    var spool: JournalStatistics?
 
     /// How the page is written.
     public enum Format: Sendable, Equatable {
@@ -29,7 +31,8 @@ public struct StatusReport: Sendable, Equatable {
 
     /// Name, help text, Prometheus type and value of every figure, in the order shown.
     private var figures: [(name: String, help: String, type: String, value: Int)] {
-        [
+        let spool = self.spool ?? JournalStatistics()
+        return [
             ("start_time", "Start time, seconds since the epoch", "gauge", startTime),
             ("uptime_seconds", "Seconds since start", "gauge", uptimeSeconds),
             ("accepted_requests", "FastCGI connections accepted", "counter", acceptedRequests),
@@ -38,29 +41,57 @@ public struct StatusReport: Sendable, Equatable {
             ("max_active_workers", "Most workers busy at once", "gauge", maxActiveWorkers),
             ("logouts", "POST requests answered on the logout path", "counter", logouts),
             ("sessions_opened", "Logouts whose cookie held a usable session", "counter", sessionsOpened),
-            ("revocations_queued", "Revocations accepted into the queue", "counter", revocations.queued),
+            ("revocations_queued", "Revocations accepted for delivery", "counter", revocations.queued),
+            ("revocations_duplicate", "Not queued again: the token was pending or revoked within the dedup window", "counter", revocations.duplicate),
             ("revocations_in_flight", "Backend calls running now", "gauge", revocations.inFlight),
             ("revocations_revoked", "Backend answered 2xx", "counter", revocations.revoked),
-            ("revocations_rejected", "Backend answered 4xx", "counter", revocations.rejected),
-            ("revocations_failed", "5xx, timeout or connection error", "counter", revocations.failed),
-            ("revocations_dropped", "Not queued: queue full or closed", "counter", revocations.dropped),
-            ("revocations_lost", "Given up when the shutdown drain deadline passed", "counter", revocations.lost),
-            ("queue_capacity", "Revocations that may wait", "gauge", queueCapacity),
-            ("queue_depth", "Revocations waiting now", "gauge", revocations.waiting),
+            ("revocations_rejected", "Backend answered a final 4xx", "counter", revocations.rejected),
+            ("revocations_failed", "Attempts that failed: 408, 425, 429, 5xx, timeout or connection error", "counter", revocations.failed),
+            ("revocations_retried", "Failed attempts that are tried again", "counter", revocations.retried),
+            ("revocations_expired", "Given up: the token's JWT exp or the maximum age passed", "counter", revocations.expired),
+            ("revocations_dropped", "Not queued: memory full or the queue closed", "counter", revocations.dropped),
+            ("revocations_lost", "Pending at shutdown with no spool to keep them", "counter", revocations.lost),
+            ("revocations_handed_over", "Pending at shutdown, left in the spool for a successor", "counter", revocations.handedOver),
+            ("revocations_adopted", "Taken over from the spool of a stopped or crashed process", "counter", revocations.adopted),
+            ("revocations_pending", "Held in memory now: waiting for a slot or a retry", "gauge", revocations.pending),
+            ("revocations_retrying", "Held in memory now for a retry", "gauge", revocations.retrying),
+            ("revocations_oldest_pending_age_seconds", "Age of the oldest revocation not yet delivered", "gauge", revocations.oldestPendingAgeSeconds),
+            ("queue_capacity", "Revocations that may wait in memory", "gauge", queueCapacity),
+            ("queue_depth", "Revocations waiting for their first attempt now", "gauge", revocations.waiting),
+            ("spool_enabled", "1 when revocations are spooled to disk, 0 when memory only", "gauge", self.spool == nil ? 0 : 1),
+            ("spool_pending_records", "Records in the spool not yet completed", "gauge", spool.pendingRecords),
+            ("spool_bytes", "Bytes of the spool's segment files", "gauge", spool.bytes),
+            ("spool_corrupt_records", "Records cut off or skipped at recovery: torn tail, bad length or checksum", "counter", spool.corrupt),
+            ("spool_unreadable_records", "Records no configured secret opens", "counter", spool.unreadable),
+            ("spool_write_errors", "Appends that failed: disk full, read-only, I/O error, or the size limit", "counter", spool.writeErrors),
+            ("spool_full", "Appends refused at the size limit", "counter", spool.full),
+            ("spool_syncs", "fdatasync calls", "counter", spool.syncs),
         ]
     }
 
-    /// One JSON object, keys in the order above; also the last stdout line at a clean stop.
+    /// One JSON object, keys in the order above, then the backend latency's count and sum;
+    /// also the last stdout line at a clean stop.
     public var json: String {
-        "{" + figures.map { "\"\($0.name)\":\($0.value)" }.joined(separator: ",") + "}"
+        let latency = revocations.latency
+        return "{" + figures.map { "\"\($0.name)\":\($0.value)" }.joined(separator: ",")
+            + ",\"backend_latency_count\":\(latency.count),\"backend_latency_sum_ms\":\(Int(latency.sum * 1000))}"
     }
 
     /// Counters get the conventional `_total` suffix; every name is prefixed `crocante_logout_`.
+    /// The backend latency is a histogram (`_bucket` with `le`, `_sum`, `_count`).
     public var prometheus: String {
-        figures.map { figure in
+        let plain = figures.map { figure in
             let name = "crocante_logout_" + figure.name + (figure.type == "counter" ? "_total" : "")
             return "# HELP \(name) \(figure.help).\n# TYPE \(name) \(figure.type)\n\(name) \(figure.value)\n"
         }.joined()
+        let latency = revocations.latency
+        let name = "crocante_logout_backend_latency_seconds"
+        var histogram = "# HELP \(name) Backend call latency.\n# TYPE \(name) histogram\n"
+        for (bound, count) in zip(LatencyHistogram.bounds, latency.cumulative) {
+            histogram += "\(name)_bucket{le=\"\(bound)\"} \(count)\n"
+        }
+        histogram += "\(name)_bucket{le=\"+Inf\"} \(latency.count)\n\(name)_sum \(latency.sum)\n\(name)_count \(latency.count)\n"
+        return plain + histogram
     }
 
     /// The status page in `format`.

@@ -1,33 +1,25 @@
+import SystemCalls
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A system call of the spool that failed: the call's name and its errno. Never holds record bytes.
-struct SpoolSystemError: Error, CustomStringConvertible, Sendable {
-    let operation: String
-    let code: Int32
+/// A system call of the spool that failed (the call's name and its errno); never holds record bytes.
+typealias SpoolSystemError = SystemError
 
-    var description: String { "\(operation): \(String(cString: strerror(code)))" }
-
+extension SystemError {
     var wouldBlock: Bool { code == EWOULDBLOCK || code == EAGAIN }
     var exists: Bool { code == EEXIST }
     var notFound: Bool { code == ENOENT }
 }
 
-/// The spool's only door to the kernel: every syscall, every `errno` read and every raw
-/// pointer cast of RevocationSpool is in this file, so that it can later be routed through the
-/// project's single POSIX layer.
+/// Every file operation of RevocationSpool, and every raw pointer cast it needs, in one file;
+/// each call goes through the project's one door to the kernel (`systemCall`).
 enum SpoolFile {
-    /// Runs `body` (a C call returning -1 on failure), retries on EINTR, reads `errno` at once.
+    /// Runs `body` (a C call returning -1 on failure) through `systemCall`, retrying on EINTR.
     @discardableResult
     static func call<Result: BinaryInteger>(_ operation: String, _ body: () -> Result) throws(SpoolSystemError) -> Result {
-        while true {
-            let result = body()
-            if result >= 0 { return result }
-            let code = errno
-            if code == EINTR { continue }
-            throw SpoolSystemError(operation: operation, code: code)
-        }
+        try systemCall(operation, retryingOnInterrupt: true, body)
     }
 
     /// What `fstat`/`stat` tell the spool about a file.
@@ -126,9 +118,7 @@ enum SpoolFile {
 
     /// The names in a directory (`opendir`/`readdir`), without "." and "..".
     static func names(in directory: String) throws(SpoolSystemError) -> [String] {
-        guard let handle = opendir(directory) else {
-            throw SpoolSystemError(operation: "opendir", code: errno)
-        }
+        let handle = try systemCall("opendir") { opendir(directory) }
         defer { closedir(handle) }
         var names: [String] = []
         while let entry = readdir(handle) {

@@ -21,3 +21,12 @@ public func systemCall<Result: BinaryInteger>(
         throw SystemError(operation: operation(), code: code)
     }
 }
+
+/// The same door for C calls that return a pointer, nil on failure (`opendir`, `fdopen`).
+public func systemCall<Pointer>(_ operation: @autoclosure () -> String, _ call: () -> Pointer?) throws(SystemError) -> Pointer {
+    guard let pointer = call() else {
+        let code = errno
+        throw SystemError(operation: operation(), code: code)
+    }
+    return pointer
+}
