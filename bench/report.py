@@ -34,10 +34,10 @@ COUNTERS = (
     "accepted_requests", "logouts", "sessions_opened", "revocations_queued", "revocations_duplicate",
     "revocations_revoked", "revocations_rejected", "revocations_failed", "revocations_retried",
     "revocations_expired", "revocations_dropped", "revocations_lost", "revocations_handed_over",
-    "spool_syncs", "spool_write_errors", "spool_full", "backend_latency_count", "backend_latency_sum_ms",
+    "revocations_adopted", "spool_corrupt_records", "spool_syncs", "spool_write_errors", "spool_full", "backend_latency_count", "backend_latency_sum_ms",
 )
 # Its gauges at the stop: the largest over rounds.
-GAUGES = ("revocations_pending", "spool_enabled", "spool_bytes")
+GAUGES = ("revocations_pending", "spool_pending_records", "spool_enabled", "spool_bytes")
 # Records written before the final status JSON existed hold the `stopped` log line's fields.
 LEGACY_NAMES = {
     "requests": "accepted_requests", "revoked": "revocations_revoked", "rejected": "revocations_rejected",
@@ -414,7 +414,7 @@ def revocation_section(machine, scenarios, c):
         "records); backend ms = mean backend call latency.",
         "",
         "| scenario | spool | logouts | distinct sent | queued | duplicate | revoked | failed | retried | dropped | "
-        "handed over | pending at stop | lost | delivered | fsyncs/s | disk write bytes/logout | spool bytes at stop | backend ms |",
+        "handed over | pending at stop (memory / spool) | lost | delivered | fsyncs/s | disk write bytes/logout | spool bytes at stop | backend ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sc, s in rows:
@@ -427,7 +427,8 @@ def revocation_section(machine, scenarios, c):
             f"{fmt(st.get('revocations_queued'))} | {fmt(st.get('revocations_duplicate'))} | "
             f"{fmt(st.get('revocations_revoked'))} | {fmt(st.get('revocations_failed'))} | "
             f"{fmt(st.get('revocations_retried'))} | {fmt(st.get('revocations_dropped'))} | "
-            f"{fmt(st.get('revocations_handed_over'))} | {fmt(st.get('revocations_pending'))} | "
+            f"{fmt(st.get('revocations_handed_over'))} | {fmt(st.get('revocations_pending'))} / "
+            f"{fmt(st.get('spool_pending_records'))} | "
             f"{fmt(st.get('revocations_lost'))} | {fmt(s['distinct_delivered']) if sc != 'replay' else '—'} | "
             f"{fmt(ratio(syncs, s['seconds']), 1) if syncs is not None else '—'} | "
             f"{fmt(ratio(s['io_write_bytes'], s['requests']), 1) if s['io_write_bytes'] is not None else '—'} | {fmt(st.get('spool_bytes'))} | "
