@@ -382,6 +382,14 @@ def target_rows(summary, c, soak, machine, runs):
                             f"{fmt(c[sc]['rps'])} vs {fmt(peer['rps'], 1)} req/s"
                             + (f" = {ratio(c[sc]['rps'], peer['rps']):,.0f}×" if peer["rps"] else " (the peer completed no request in time)"),
                             None))
+    for sc in ("fast", "slow", "refused", "replay"):
+        st = (c.get(sc) or {}).get("totals") or {}
+        if st.get("spool_enabled"):
+            io = c[sc]["io_write_bytes"]
+            targets.append((f"{SCENARIO_NAMES[sc]}: spool cost (reported, no target)",
+                            f"{fmt(ratio(st.get('spool_syncs', 0), c[sc]['seconds']), 1)} fsyncs/s, "
+                            f"{fmt(ratio(io, c[sc]['requests']), 1) if io is not None else '—'} disk write bytes/logout",
+                            None))
     outage = [r for r in runs if r["scenario"] == "outage" and r["contender"] == "crocante"]
     if outage:
         opened = sum(r.get("totals", {}).get("sessions_opened", 0) for r in outage)
