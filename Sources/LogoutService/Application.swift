@@ -54,7 +54,12 @@ public final class Application {
                 "listen": "\(socket.address)", "workers": "\(configuration.workers)",
                 "backend": "\(Configuration.redactingCredentials(configuration.backendURL))",
                 "app_env": "\(configuration.appEnvironment.rawValue)",
+                "spool": "\(configuration.spoolDirectory ?? "none")",
             ])
+        if spool == nil {
+            logger.notice(
+                "no spool: revocations are kept in memory only and do not survive a crash or restart (set CROCANTE_SPOOL_DIR)")
+        }
 
         let signal = ShutdownSignals.wait()
         logger.notice("stopping", metadata: ["signal": "\(ShutdownSignals.name(signal))"])
@@ -107,8 +112,16 @@ public func buildApplication(configuration: Configuration, environment: [String:
     let notifier = try HTTPBackendNotifier(
         url: configuration.backendURL, concurrency: configuration.backendConcurrency,
         connectTimeout: configuration.backendConnectTimeout, timeout: configuration.backendTimeout)
-    let spool = try openSpool(configuration: configuration, logger: logger)
-    let socket = try openSocket(configuration: configuration, environment: environment)
+    let spool: Spool?
+    let socket: ListeningSocket
+    do {
+        spool = try openSpool(configuration: configuration, logger: logger)
+        socket = try openSocket(configuration: configuration, environment: environment)
+    } catch {
+        // async-http-client traps if a client is released without being shut down.
+        notifier.shutdown()
+        throw error
+    }
     let revocations = RevocationQueue(
         settings: configuration.revocationSettings, notifier: notifier, journal: spool, logger: logger)
     let workerCounters = WorkerCounters()
@@ -122,13 +135,9 @@ public func buildApplication(configuration: Configuration, environment: [String:
         responder: responder, revocations: revocations, spool: spool, notifier: notifier)
 }
 
-/// The spool the configuration names, or nil (memory-only, said once at start-up).
+/// The spool the configuration names, or nil (memory-only, said once when ready).
 private func openSpool(configuration: Configuration, logger: Logger) throws(CrocanteError) -> Spool? {
-    guard let directory = configuration.spoolDirectory else {
-        logger.notice(
-            "no spool: revocations are kept in memory only and do not survive a crash or restart (set CROCANTE_SPOOL_DIR)")
-        return nil
-    }
+    guard let directory = configuration.spoolDirectory else { return nil }
     let settings = SpoolSettings(
         directory: directory, syncInterval: configuration.spoolSyncInterval, maxBytes: configuration.spoolMaxBytes,
         setting: configuration.spoolDirectorySource)

@@ -15,14 +15,22 @@ final class LoadClient: Sendable {
     }
 
     private let port: UInt16
-    private let request: [UInt8]
+    /// Sent in turn, one per request: one per cookie (or a single one).
+    private let requests: [[UInt8]]
+    private let nextRequest = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let tally = Mutex(Tally())
     private let group = DispatchGroup()
 
     init(port: UInt16, path: String = "/api/auth/logout", cookie: String?) {
         self.port = port
-        request = RawHTTP.request("POST", path: path, cookies: cookie.map { [Array("crocante_session=\($0)".utf8)] } ?? [])
+        requests = [RawHTTP.request("POST", path: path, cookies: cookie.map { [Array("crocante_session=\($0)".utf8)] } ?? [])]
+    }
+
+    /// Each request carries the next of `cookies`, in turn (distinct sessions under load).
+    init(port: UInt16, path: String = "/api/auth/logout", cookies: [String]) {
+        self.port = port
+        requests = cookies.map { RawHTTP.request("POST", path: path, cookies: [Array("crocante_session=\($0)".utf8)]) }
     }
 
     /// Starts `connections` client threads.
@@ -56,6 +64,7 @@ final class LoadClient: Sendable {
 
     /// One request on a fresh connection; the status code, or nil on any socket error.
     private func exchange() -> Int? {
+        let request = requests[nextRequest.add(1, ordering: .relaxed).oldValue % requests.count]
         guard let answer = try? RawHTTP.exchange(port: port, request) else { return nil }
         // "HTTP/1.1 200 OK"
         let statusLine = answer.prefix { $0 != UInt8(ascii: "\r") }

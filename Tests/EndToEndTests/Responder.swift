@@ -65,6 +65,12 @@ final class Responder {
     /// that (or after a crash).
     var totals: ResponderTotals? { ResponderTotals(finalStatusLine: stdout) }
 
+    /// Every figure of the final status JSON by its key (`revocations_handed_over`, `spool_bytes`, …);
+    /// nil before a clean stop.
+    var finalStatus: [String: Int]? {
+        stdout.split(separator: "\n").last.flatMap { try? JSONDecoder().decode([String: Int].self, from: Data($0.utf8)) }
+    }
+
     deinit {
         process.stop()
         close(notifySocket)

@@ -23,7 +23,7 @@ struct SignalTests {
             #expect(stopped.status == 0)
             #expect(stopped.totals == ResponderTotals(requests: 3, queued: 3, revoked: 3))
             let log = stack.responder.stderr
-            #expect(log.contains("signal=\(Self.name(signal)) [CrocanteLogout] stopping"))
+            #expect(log.contains("signal=\(Self.name(signal)) [LogoutService] stopping"))
             #expect(!log.contains(" error ") && !log.contains(" critical "), "\(log)")
             #expect(!FileManager.default.fileExists(atPath: stack.socketPath))
         }
@@ -45,7 +45,7 @@ struct SignalTests {
                 try Socket.writeAll(fd, Array(request.prefix(request.count / 2)))
             }
             stack.responder.send(signal)
-            #expect(Harness.waitUntil { stack.responder.stderr.contains("[CrocanteLogout] stopping") })
+            #expect(Harness.waitUntil { stack.responder.stderr.contains("[LogoutService] stopping") })
             #expect(stack.responder.isRunning)
             for (fd, request) in zip(connections, requests) { try Socket.writeAll(fd, Array(request.suffix(from: request.count / 2))) }
             // Each connection is closed once read, as nginx does: libfcgi's lingering close keeps a
