@@ -116,6 +116,7 @@ def aggregate(runs):
             "distinct_sent": sum(w["distinct_cookies"] for w in wrks) if all("distinct_cookies" in w for w in wrks) else None,
             "seconds": seconds,
             "io_write_bytes": sum(r["io_write_bytes"] for r in group) if all("io_write_bytes" in r for r in group) else None,
+            "spool_bytes_live": max((r["spool_bytes_live"] for r in group if r.get("spool_bytes_live") is not None), default=None),
             "spool_fs": next((r["spool_fs"] for r in group if r.get("spool_fs")), ""),
             "delivery_wait_s": max(r.get("delivery_wait_s", 0) for r in group),
             "totals": dict(counted) if has_totals else None,
@@ -418,11 +419,11 @@ def revocation_section(machine, scenarios, c):
         "in the scenario table); failed = failed attempts (each retry that fails counts again); fsyncs/s = "
         "`spool_syncs` over the measured seconds; disk write bytes/logout = the responder's `write_bytes` from "
         "`/proc/PID/io` during the measured window (page-granular: what the kernel must write back, the log file "
-        "included) over wrk's requests; spool bytes = the spool's size at the stop (pending and handed-over "
-        "records); backend ms = mean backend call latency.",
+        "included) over wrk's requests; spool bytes = the spool's size just before the stop, from the status page "
+        "(the largest over rounds; the final JSON's is taken after the spool is closed); backend ms = mean backend call latency.",
         "",
         "| scenario | spool | logouts | distinct sent | queued | duplicate | revoked | failed | retried | dropped | "
-        "handed over | pending at stop (memory / spool) | lost | delivered | fsyncs/s | disk write bytes/logout | spool bytes at stop | backend ms |",
+        "handed over | pending at stop (memory / spool) | lost | delivered | fsyncs/s | disk write bytes/logout | spool bytes before stop | backend ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sc, s in rows:
@@ -439,7 +440,7 @@ def revocation_section(machine, scenarios, c):
             f"{fmt(st.get('spool_pending_records'))} | "
             f"{fmt(st.get('revocations_lost'))} | {fmt(s['distinct_delivered']) if sc != 'replay' else '—'} | "
             f"{fmt(ratio(syncs, s['seconds']), 1) if syncs is not None else '—'} | "
-            f"{fmt(ratio(s['io_write_bytes'], s['requests']), 1) if s['io_write_bytes'] is not None else '—'} | {fmt(st.get('spool_bytes'))} | "
+            f"{fmt(ratio(s['io_write_bytes'], s['requests']), 1) if s['io_write_bytes'] is not None else '—'} | {fmt(s['spool_bytes_live'])} | "
             f"{fmt(ratio(st.get('backend_latency_sum_ms', 0), latency_count), 1) if latency_count else '—'} |")
     return lines + [""]
 
