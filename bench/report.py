@@ -413,8 +413,8 @@ def revocation_section(machine, scenarios, c):
     lines = [
         "## Revocations and the spool (crocante-logout)",
         "",
-        "Counters from the final status JSON, summed over rounds (they include the warm-up and the drain at the stop); "
-        "logouts = sessions opened; distinct sent = distinct cookies wrk handed to a connection; delivered = distinct "
+        "Counters from the final status JSON, summed over rounds (they include the warm-up and the drain at the stop: "
+        "the warm-up's one cookie is queued once and its repeats are counted duplicate); logouts = sessions opened; distinct sent = distinct cookies wrk handed to a connection; delivered = distinct "
         "pool tokens the stand-in backend recorded (the replay's one cookie is not a pool token: see its record growth "
         "in the scenario table); failed = failed attempts (each retry that fails counts again); fsyncs/s = "
         "`spool_syncs` over the measured seconds; disk write bytes/logout = the responder's `write_bytes` from "
