@@ -4,7 +4,8 @@
 # lines). Everything here stays in the calling shell (no subshell): port de-duplication and the
 # started-process list only work that way.
 #
-# Globals it keeps: pids (processes to stop at exit), used_ports, run_dir, python, server_pid.
+# Globals it keeps: pids (processes to stop at exit), removed_at_exit, used_ports, run_dir, python,
+# server_pid.
 # Globals it reads: KEEP_RUN_DIR, NO_BUILD, WORKERS, LOG_LEVEL, DRAIN_MS.
 
 log() { printf '[%s %s] %s\n' "${log_tag:-${0##*/}}" "$(date +%H:%M:%S)" "$*" >&2; }
@@ -51,10 +52,17 @@ stop_pid() {  # pid [signal]: signal it (TERM), wait for it, forget it
   wait "$1" 2>/dev/null || true
   forget_pid "$1"
 }
+# remove_at_exit PATH: removed at exit however the script ends (unless KEEP_RUN_DIR=1), for
+# what must not outlive the run outside the run dir (the spool under bench/: sealed tokens).
+removed_at_exit=()
+remove_at_exit() { removed_at_exit+=("$1"); }
 cleanup() {
-  local status=$? pid
+  local status=$? pid path
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${KEEP_RUN_DIR:-0}" != 1 ]; then
+    for path in "${removed_at_exit[@]}"; do rm -rf -- "$path"; done
+  fi
   [ -n "$run_dir" ] || return 0
   if [ "$status" -eq 0 ] && [ "${KEEP_RUN_DIR:-0}" != 1 ]; then
     case "$run_dir" in /tmp/crocante-*) rm -rf -- "$run_dir" ;; esac

@@ -25,13 +25,19 @@ SCENARIO_NAMES = {
     "fast": "valid cookie, fast backend",
     "slow": "valid cookie, backend answers after 1 s",
     "refused": "valid cookie, backend refuses connections",
+    "replay": "one cookie replayed on every request, backend answers after 1 s",
+    "outage": "outage: distinct tokens at a steady rate, backend refusing, then up",
     "soak": "soak: valid cookie, backend answers after 1 s",
 }
 # crocante-logout's counters in its final status JSON, summed over rounds (its gauges are not).
 COUNTERS = (
-    "accepted_requests", "logouts", "sessions_opened", "revocations_queued", "revocations_revoked",
-    "revocations_rejected", "revocations_failed", "revocations_dropped", "revocations_lost",
+    "accepted_requests", "logouts", "sessions_opened", "revocations_queued", "revocations_duplicate",
+    "revocations_revoked", "revocations_rejected", "revocations_failed", "revocations_retried",
+    "revocations_expired", "revocations_dropped", "revocations_lost", "revocations_handed_over",
+    "revocations_adopted", "spool_corrupt_records", "spool_syncs", "spool_write_errors", "spool_full", "backend_latency_count", "backend_latency_sum_ms",
 )
+# Its gauges at the stop: the largest over rounds.
+GAUGES = ("revocations_pending", "spool_pending_records", "spool_enabled", "spool_bytes")
 # Records written before the final status JSON existed hold the `stopped` log line's fields.
 LEGACY_NAMES = {
     "requests": "accepted_requests", "revoked": "revocations_revoked", "rejected": "revocations_rejected",
@@ -42,7 +48,7 @@ LEGACY_NAMES = {
 def totals(run):
     """crocante-logout's counters at the stop that ended this run; {} for the other contenders."""
     if "totals" in run:
-        return {k: v for k, v in run["totals"].items() if k in COUNTERS}
+        return {k: v for k, v in run["totals"].items() if k in COUNTERS + GAUGES}
     return {LEGACY_NAMES.get(k, k): v for k, v in run.get("stopped", {}).items()}
 
 
@@ -84,7 +90,7 @@ def aggregate(runs):
         has_totals = False
         for r in group:
             for k, v in totals(r).items():
-                counted[k] += v
+                counted[k] = max(counted[k], v) if k in GAUGES else counted[k] + v
                 has_totals = True
         curves = defaultdict(list)
         for w in wrks:
@@ -106,6 +112,13 @@ def aggregate(runs):
             "backend_cpu_us_per_req": backend_cpu_s / requests * 1e6 if requests else float("nan"),
             "hwm_kb": max(r["hwm_kb"] for r in group),
             "delivered": sum(r["delivered"] for r in group),
+            "distinct_delivered": sum(r.get("distinct_delivered", 0) for r in group),
+            "distinct_sent": sum(w["distinct_cookies"] for w in wrks) if all("distinct_cookies" in w for w in wrks) else None,
+            "seconds": seconds,
+            "io_write_bytes": sum(r["io_write_bytes"] for r in group) if all("io_write_bytes" in r for r in group) else None,
+            "spool_bytes_live": max((r["spool_bytes_live"] for r in group if r.get("spool_bytes_live") is not None), default=None),
+            "spool_fs": next((r["spool_fs"] for r in group if r.get("spool_fs")), ""),
+            "delivery_wait_s": max(r.get("delivery_wait_s", 0) for r in group),
             "totals": dict(counted) if has_totals else None,
             "curve": sorted((p, statistics.mean(v) / 1000) for p, v in curves.items()),
         }
@@ -133,7 +146,9 @@ def render(runs, machine, summary, run_dir, out):
     lines += columns_note(legacy)
     for scenario in scenarios:
         lines += scenario_table(scenario, machine.get("contenders", "").split(), summary)
-    lines += targets_table(target_rows(summary, crocante, soak))
+    lines += revocation_section(machine, scenarios, crocante)
+    lines += outage_section(machine, runs)
+    lines += targets_table(target_rows(summary, crocante, soak, machine, runs))
     lines += soak_section(machine, crocante.get("soak"), soak)
     lines += latency_section() + every_run_table(runs)
     with open(os.path.join(out, "RESULTS.md"), "w") as f:
@@ -213,12 +228,35 @@ def parameters_section(machine, legacy):
         f"`CROCANTE_DRAIN_TIMEOUT_MS={machine.get('drain_ms')}` so that a stop is quick. At `info` it would log one "
         "line per revocation; " + log_level_note(level, legacy),
         "- Backend: `crocante-standin-backend` on loopback (`--delay-ms 1000` for the slow one); refusing = a "
-        "loopback port nothing listens on. Valid cookie = `crocante-logout seal --token T` with the run's "
-        "`SESSION_SECRET`, the same for every request",
+        "loopback port nothing listens on.",
+        cookie_note(machine),
+        spool_note(machine),
     ]
     if machine.get("peer_note"):
         lines.append(f"- {machine['peer_note']}")
     return lines + [""]
+
+
+def cookie_note(machine):
+    pool = machine.get("pool")
+    if not pool:
+        return ("- Valid cookie = `crocante-logout seal --token T` with the run's `SESSION_SECRET`, the same for "
+                "every request")
+    return (f"- Valid cookie: **distinct tokens**, a pool of {int(pool):,} cookies sealed by `bench/seal-pool.py` "
+            "(the origin's format, checked against crocante-logout and the peer before measuring); each wrk "
+            f"thread cycles through its share, so a token repeats only after {int(pool):,} requests, and a repeat "
+            "within crocante-logout's deduplication window (`CROCANTE_DEDUP_WINDOW`, 300 s) is counted `duplicate` "
+            "and costs one table lookup instead of a queue entry and a spool record. The warm-up sends one fixed "
+            "cookie. The replay scenario sends that one cookie on every request.")
+
+
+def spool_note(machine):
+    if machine.get("spool") != "1":
+        return "- crocante-logout runs **memory-only** (`SPOOL=0`: no `CROCANTE_SPOOL_DIR`)."
+    return (f"- crocante-logout runs **with a spool**: a fresh `CROCANTE_SPOOL_DIR` (mode 0700) for each run, under "
+            f"`bench/.spool-*` in the repository's tree, file system `{machine.get('spool_fs') or '?'}` "
+            "(not a tmpfs: `fdatasync` must reach a disk), default `CROCANTE_SPOOL_SYNC_MS` (50) and "
+            "`CROCANTE_SPOOL_MAX_BYTES`; removed after each run, so no run adopts another's records.")
 
 
 def response_check_section(run_dir):
@@ -237,7 +275,8 @@ def response_check_section(run_dir):
     return [
         "Response check: every contender answered the same status, headers and body as the ceiling "
         "(bar `Date`) before the measurements, and the PHP-FPM peer and crocante-logout both sent the sealed "
-        "token to the backend (`Authorization: Bearer <token>`).",
+        "token to the backend (`Authorization: Bearer <token>`), also for the first cookie of the "
+        "`bench/seal-pool.py` pool.",
         "",
     ]
 
@@ -312,10 +351,11 @@ def soak_verdict(soak, soak_rows):
     return early, late, late / early, soak["totals"] or {}
 
 
-def target_rows(summary, c, soak):
+def target_rows(summary, c, soak, machine, runs):
     """(target, measured, met or None) for crocante-logout against the floor, its no-cookie self and the peer."""
     base = c.get("none")
     targets = []
+    spool = " (spool on)" if machine.get("spool") == "1" else " (memory-only)"
     if base:
         floor = summary.get(("none", "floor"))
         if floor:
@@ -327,9 +367,10 @@ def target_rows(summary, c, soak):
         for sc in ("slow", "refused"):
             if c.get(sc):
                 r = ratio(c[sc]["rps"], base["rps"])
-                targets.append((f"{SCENARIO_NAMES[sc]}: throughput ≥ 0.9× no-cookie", f"{r:.2f}×", r >= 0.9))
+                targets.append((f"{SCENARIO_NAMES[sc]}{spool}: throughput ≥ 0.9× no-cookie",
+                                f"{fmt(c[sc]['rps'])} vs {fmt(base['rps'])} req/s = {r:.2f}×", r >= 0.9))
                 r = ratio(c[sc]["p99_ms"], base["p99_ms"])
-                targets.append((f"{SCENARIO_NAMES[sc]}: p99 ≤ 1.5× no-cookie", f"{fmt(c[sc]['p99_ms'], 2)} vs {fmt(base['p99_ms'], 2)} ms = {r:.2f}×", r <= 1.5))
+                targets.append((f"{SCENARIO_NAMES[sc]}{spool}: p99 ≤ 1.5× no-cookie", f"{fmt(c[sc]['p99_ms'], 2)} vs {fmt(base['p99_ms'], 2)} ms = {r:.2f}×", r <= 1.5))
         for sc in ("fast", "slow", "refused"):
             if c.get(sc):
                 r = ratio(c[sc]["cpu_us_per_req"], base["cpu_us_per_req"])
@@ -342,12 +383,100 @@ def target_rows(summary, c, soak):
                             f"{fmt(c[sc]['rps'])} vs {fmt(peer['rps'], 1)} req/s"
                             + (f" = {ratio(c[sc]['rps'], peer['rps']):,.0f}×" if peer["rps"] else " (the peer completed no request in time)"),
                             None))
+    for sc in ("fast", "slow", "refused", "replay"):
+        st = (c.get(sc) or {}).get("totals") or {}
+        if st.get("spool_enabled"):
+            io = c[sc]["io_write_bytes"]
+            targets.append((f"{SCENARIO_NAMES[sc]}: spool cost (reported, no target)",
+                            f"{fmt(ratio(st.get('spool_syncs', 0), c[sc]['seconds']), 1)} fsyncs/s, "
+                            f"{fmt(ratio(io, c[sc]['requests']), 1) if io is not None else '—'} disk write bytes/logout",
+                            None))
+    outage = [r for r in runs if r["scenario"] == "outage" and r["contender"] == "crocante"]
+    if outage:
+        opened = sum(r.get("totals", {}).get("sessions_opened", 0) for r in outage)
+        delivered = sum(r.get("distinct_delivered", 0) for r in outage)
+        targets.append((f"outage{spool}: every token delivered once the backend is back (delivered = logouts)",
+                        f"{delivered:,} distinct tokens delivered of {opened:,} logouts", delivered == opened and opened > 0))
     if soak:
         early, late, growth, st = soak
         targets.append(("soak: RSS flat with the slow backend (median of the last 10 s ≤ 1.1× that of 10–20 s)",
                         f"{early / 1024:.1f} → {late / 1024:.1f} MiB ({growth:.2f}×), dropped {st.get('revocations_dropped', 0):,}",
                         growth <= 1.1))
     return targets
+
+
+def revocation_section(machine, scenarios, c):
+    """crocante-logout's revocation counters and spool cost per scenario."""
+    rows = [(sc, c[sc]) for sc in scenarios if c.get(sc) and c[sc]["totals"] is not None]
+    if not rows:
+        return []
+    lines = [
+        "## Revocations and the spool (crocante-logout)",
+        "",
+        "Counters from the final status JSON, summed over rounds (they include the warm-up and the drain at the stop: "
+        "the warm-up's one cookie is queued once and its repeats are counted duplicate); logouts = sessions opened; distinct sent = distinct cookies wrk handed to a connection; delivered = distinct "
+        "pool tokens the stand-in backend recorded (the replay's one cookie is not a pool token: see its record growth "
+        "in the scenario table); failed = failed attempts (each retry that fails counts again); fsyncs/s = "
+        "`spool_syncs` over the measured seconds; disk write bytes/logout = the responder's `write_bytes` from "
+        "`/proc/PID/io` during the measured window (page-granular: what the kernel must write back, the log file "
+        "included) over wrk's requests; spool bytes = the spool's size just before the stop, from the status page "
+        "(the largest over rounds; the final JSON's is taken after the spool is closed); backend ms = mean backend call latency.",
+        "",
+        "| scenario | spool | logouts | distinct sent | queued | duplicate | revoked | failed | retried | dropped | "
+        "handed over | pending at stop (memory / spool) | lost | delivered | fsyncs/s | disk write bytes/logout | spool bytes before stop | backend ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sc, s in rows:
+        st = s["totals"]
+        spool = (s["spool_fs"] or "on") if st.get("spool_enabled", 1 if s["spool_fs"] else 0) else "memory-only"
+        syncs = st.get("spool_syncs")
+        latency_count = st.get("backend_latency_count", 0)
+        lines.append(
+            f"| {sc} | {spool} | {fmt(st.get('sessions_opened'))} | {fmt(s['distinct_sent'])} | "
+            f"{fmt(st.get('revocations_queued'))} | {fmt(st.get('revocations_duplicate'))} | "
+            f"{fmt(st.get('revocations_revoked'))} | {fmt(st.get('revocations_failed'))} | "
+            f"{fmt(st.get('revocations_retried'))} | {fmt(st.get('revocations_dropped'))} | "
+            f"{fmt(st.get('revocations_handed_over'))} | {fmt(st.get('revocations_pending'))} / "
+            f"{fmt(st.get('spool_pending_records'))} | "
+            f"{fmt(st.get('revocations_lost'))} | {fmt(s['distinct_delivered']) if sc != 'replay' else '—'} | "
+            f"{fmt(ratio(syncs, s['seconds']), 1) if syncs is not None else '—'} | "
+            f"{fmt(ratio(s['io_write_bytes'], s['requests']), 1) if s['io_write_bytes'] is not None else '—'} | {fmt(s['spool_bytes_live'])} | "
+            f"{fmt(ratio(st.get('backend_latency_sum_ms', 0), latency_count), 1) if latency_count else '—'} |")
+    return lines + [""]
+
+
+def outage_section(machine, runs):
+    """Each outage run: what was sent, what the responder counted, what the backend recorded."""
+    outage = [r for r in runs if r["scenario"] == "outage" and r["contender"] == "crocante"]
+    if not outage:
+        return []
+    lines = [
+        "## Outage",
+        "",
+        f"crocante-logout alone, distinct tokens at about {machine.get('outage_rate')} logouts/s "
+        f"(wrk -c{machine.get('outage_connections')}, each connection waiting between requests) for "
+        f"{machine.get('outage_duration')} s; nothing listens on the backend port for the first "
+        f"{machine.get('outage_down')} s, then the stand-in backend starts on it. After the load the bench waits "
+        f"(at most {machine.get('outage_wait')} s) until the backend has recorded every distinct token the responder "
+        "queued and nothing is pending, then stops the responder. delivered = distinct tokens in the backend's record.",
+        "",
+        "| round | req/s | p99 ms | non-2xx | logouts | distinct sent | queued | failed | retried | dropped | lost | "
+        "delivered | waited s | delivered = logouts |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in outage:
+        w = r["wrk"] or {}
+        st = r.get("totals") or {}
+        rps = w["requests"] / (w["duration_us"] / 1e6) if w.get("duration_us") else float("nan")
+        opened = st.get("sessions_opened")
+        ok = opened is not None and opened > 0 and r.get("distinct_delivered") == opened
+        lines.append(
+            f"| {r['round']} | {fmt(rps)} | {fmt(w.get('p99_us', 0) / 1000, 2)} | {fmt(w.get('status_errors'))} | "
+            f"{fmt(opened)} | {fmt(w.get('distinct_cookies'))} | {fmt(st.get('revocations_queued'))} | "
+            f"{fmt(st.get('revocations_failed'))} | {fmt(st.get('revocations_retried'))} | "
+            f"{fmt(st.get('revocations_dropped'))} | {fmt(st.get('revocations_lost'))} | "
+            f"{fmt(r.get('distinct_delivered'))} | {fmt(r.get('delivery_wait_s'))} | {'yes' if ok else '**no**'} |")
+    return lines + [""]
 
 
 def targets_table(targets):
@@ -426,9 +555,11 @@ def plot(summary, machine, run_dir, out, soak_rows):
     data_dir = os.path.join(run_dir, "plot")
     os.makedirs(data_dir, exist_ok=True)
     script = []
+    rows = max(1, (len(scenarios) + 1) // 2)
     if scenarios:
         script += [
-            "set terminal pngcairo size 1400,1000 noenhanced font 'sans,10'" if _has_cairo(gnuplot) else "set terminal png size 1400,1000",
+            f"set terminal pngcairo size 1400,{500 * rows} noenhanced font 'sans,10'" if _has_cairo(gnuplot)
+            else f"set terminal png size 1400,{500 * rows}",
             f"set output '{os.path.join(out, 'latency.png')}'",
             "set logscale xy",
             "set xtics ('50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000, '99.999%%' 100000)",
@@ -436,7 +567,7 @@ def plot(summary, machine, run_dir, out, soak_rows):
             "set ylabel 'latency (ms)'",
             "set grid",
             "set key top left opaque box",
-            f"set multiplot layout 2,2 title 'crocante-logout vs references: wrk -c{machine.get('connections')} "
+            f"set multiplot layout {rows},2 title 'crocante-logout vs references: wrk -c{machine.get('connections')} "
             f"-d{machine.get('duration')}s x {machine.get('rounds')} rounds, {machine.get('workers')} workers, "
             f"{machine.get('nproc')} CPUs'",
         ]
