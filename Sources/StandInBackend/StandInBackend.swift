@@ -22,6 +22,8 @@ struct StandInBackend: ParsableCommand {
         case blackhole
         /// Send a partial answer, then reset the connection.
         case reset
+        /// Answer 200 with a chunked body that never ends, until the client goes away.
+        case endless
     }
 
     @Option(help: "Loopback address to bind: 127.0.0.1 or ::1.")
@@ -39,7 +41,7 @@ struct StandInBackend: ParsableCommand {
     @Option(help: "Extra response header, as 'Name: value' (repeatable).")
     var header: [String] = []
 
-    @Option(help: "answer, blackhole or reset.")
+    @Option(help: "answer, blackhole, reset or endless.")
     var behavior: Behavior = .answer
 
     @Option(help: "File to append one JSON line per request to (method, uri, headers, body, at, server).")
@@ -189,6 +191,18 @@ final class RequestHandler: ChannelInboundHandler {
         }
     }
 
+    /// Writes `chunk` again each time the last one has left, while the connection is open; each
+    /// round goes through the event loop, so no stack grows.
+    private func streamForever(context: ChannelHandlerContext, chunk: ByteBuffer) {
+        guard context.channel.isActive else { return }
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk)))).whenSuccess {
+            let context = loopBound.value
+            context.eventLoop.execute { self.streamForever(context: loopBound.value, chunk: chunk) }
+            _ = context
+        }
+    }
+
     private func respond(context: ChannelHandlerContext, keepAlive: Bool, early: Bool) {
         switch reply.behavior {
         case .blackhole:
@@ -205,6 +219,10 @@ final class RequestHandler: ChannelInboundHandler {
                 return
             }
             provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        case .endless:
+            let headers = HTTPHeaders([("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            streamForever(context: context, chunk: ByteBuffer(repeating: UInt8(ascii: " "), count: 64 * 1024))
         case .answer:
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             let reply = reply

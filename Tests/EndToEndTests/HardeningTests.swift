@@ -83,6 +83,27 @@ struct HardeningTests {
         }
     }
 
+    /// A backend that answers 200 and then streams a body without end (gigabytes a second on
+    /// loopback): only the status matters, the body is discarded as it comes, so the responder's
+    /// memory stays flat while the call runs into its deadline, and logouts are answered meanwhile.
+    @Test func anEndlessBackendBodyDoesNotGrowMemory() throws {
+        let options = TestStack.Options(backend: ["--behavior", "endless"], environment: ["CROCANTE_BACKEND_TIMEOUT_MS": "3000"])
+        try withTestStack(options) { stack in
+            let baseline = try #require(stack.residentKiB())
+            #expect(try stack.logout(Seal.session(Seal.tokens(1, "endless")[0])).status == 200)
+            #expect(stack.backendReaches(1))
+            var peak = baseline
+            for _ in 0..<25 {
+                Thread.sleep(forTimeInterval: 0.1)
+                peak = max(peak, stack.residentKiB() ?? peak)
+                #expect(try stack.logout(nil).status == 200)
+            }
+            #expect(stack.responder.isRunning)
+            #expect(peak < baseline + 64 * 1024, "RSS went from \(baseline) KiB to \(peak) KiB")
+            #expect(stack.stopResponder().status == 0)
+        }
+    }
+
     @Test func tcpClientsOutsideTheAllowlistAreRefused() throws {
         try withHardeningStack(overTCP: true, environment: ["CROCANTE_ALLOWED_CLIENTS": "127.0.0.1/32, ::1"]) { stack in
         // From 127.0.0.2 (loopback is a /8 on Linux): closed before a byte is read.
