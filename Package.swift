@@ -98,11 +98,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // What both fuzz targets do when built without libFuzzer: replay their seed corpora.
+        .target(name: "FuzzSupport"),
         // libFuzzer target over the cookie header (scripts/fuzz); built normally, a corpus replay tool.
         .executableTarget(
             name: "CookieFuzz",
             dependencies: [
                 "LogoutCore",
+                "FuzzSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
@@ -111,7 +114,7 @@ let package = Package(
         // libfcgi (scripts/fuzz ... RecordFuzz); built normally, a corpus replay tool.
         .executableTarget(
             name: "RecordFuzz",
-            dependencies: ["FastCGI", "CFastCGI"]
+            dependencies: ["FastCGI", "CFastCGI", "FuzzSupport"]
         ),
         .testTarget(
             name: "FastCGITests",

@@ -19,6 +19,7 @@ import LogoutCore
 
 #if !FUZZING
 import Foundation
+import FuzzSupport
 #endif
 
 enum CookieFuzz {
@@ -153,29 +154,8 @@ public func cookieFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMuta
 @main
 struct CookieFuzzReplay {
     static func main() {
-        let paths = CommandLine.arguments.dropFirst()
-        guard !paths.isEmpty else {
-            FileHandle.standardError.write(Data("usage: CookieFuzz CORPUS_DIR_OR_FILE...\n".utf8))
-            exit(64)
-        }
-        var count = 0
-        var opened = 0
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                FileHandle.standardError.write(Data("CookieFuzz: \(path) does not exist\n".utf8))
-                exit(66)
-            }
-            let files =
-                isDirectory.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 } : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { continue }
-                if CookieFuzz.run(Array(data)) { opened += 1 }
-                count += 1
-            }
-        }
-        print("CookieFuzz: replayed \(count) inputs (\(opened) opened a session), no invariant broken")
+        let (inputs, counted) = CorpusReplay.run(tool: "CookieFuzz", paths: Array(CommandLine.arguments.dropFirst())) { CookieFuzz.run($0) }
+        print("CookieFuzz: replayed \(inputs) inputs (\(counted) opened a session), no invariant broken")
     }
 }
 #endif

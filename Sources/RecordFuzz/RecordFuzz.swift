@@ -24,6 +24,7 @@ import Glibc
 
 #if !FUZZING
 import Foundation
+import FuzzSupport
 #endif
 
 enum RecordFuzz {
@@ -120,29 +121,8 @@ public func recordFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMuta
 @main
 struct RecordFuzzReplay {
     static func main() {
-        let paths = CommandLine.arguments.dropFirst()
-        guard !paths.isEmpty else {
-            FileHandle.standardError.write(Data("usage: RecordFuzz CORPUS_DIR_OR_FILE...\n".utf8))
-            exit(64)
-        }
-        var count = 0
-        var accepted = 0
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                FileHandle.standardError.write(Data("RecordFuzz: \(path) does not exist\n".utf8))
-                exit(66)
-            }
-            let files =
-                isDirectory.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 } : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { continue }
-                if RecordFuzz.run(Array(data)) { accepted += 1 }
-                count += 1
-            }
-        }
-        print("RecordFuzz: replayed \(count) inputs (\(accepted) accepted, each read the same by libfcgi), no invariant broken")
+        let (inputs, counted) = CorpusReplay.run(tool: "RecordFuzz", paths: Array(CommandLine.arguments.dropFirst())) { RecordFuzz.run($0) }
+        print("RecordFuzz: replayed \(inputs) inputs (\(counted) accepted, each read the same by libfcgi), no invariant broken")
     }
 }
 #endif
