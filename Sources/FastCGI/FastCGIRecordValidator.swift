@@ -60,7 +60,7 @@ public struct FastCGIRecordValidator: Sendable {
         case managementRecord
         /// A record for another request id than the begin record's.
         case otherRequestID
-        /// An `FCGI_BEGIN_REQUEST` whose content is not 8 bytes.
+        /// An `FCGI_BEGIN_REQUEST` whose content is not 8 bytes, or that is padded.
         case malformedBeginRequest
         /// A role other than `FCGI_RESPONDER`: answer `FCGI_END_REQUEST` with `FCGI_UNKNOWN_ROLE`.
         case unknownRole(role: UInt16, requestID: UInt16)
@@ -223,7 +223,10 @@ public struct FastCGIRecordValidator: Sendable {
                 return header.requestID == 0 ? .managementRecord : .unexpectedRecordType(header.type)
             }
             guard header.requestID != 0 else { return .managementRecord }
-            guard header.contentLength == 8 else { return .malformedBeginRequest }
+            // Unpadded too: libfcgi's SetReaderType drops the begin record's pending padding, so
+            // it would read those bytes as the next header, bytes this check took for padding
+            // (RecordFuzz found it). nginx never pads the begin record.
+            guard header.contentLength == 8, header.paddingLength == 0 else { return .malformedBeginRequest }
             requestID = header.requestID
             state = .beginBody(padding: Int(header.paddingLength))
             return nil

@@ -136,6 +136,8 @@ enum Records {
         (bytes: Records.begin(role: 3, id: 7), expected: .unknownRole(role: 3, requestID: 7)),
         (bytes: Records.begin(role: 0x1234), expected: .unknownRole(role: 0x1234, requestID: 1)),
         (bytes: Records.record(type: 1, [0, 1, 0, 0]), expected: .malformedBeginRequest),
+        // A padded begin record: libfcgi would read its padding as the next header (RecordFuzz).
+        (bytes: Records.record(type: 1, [0, 1, 0, 0, 0, 0, 0, 0], padding: 1), expected: .malformedBeginRequest),
         (bytes: Records.record(type: 1, [0, 1, 0, 0, 0, 0, 0, 0], version: 2), expected: .unsupportedVersion(2)),
         (bytes: Records.begin() + Records.begin(id: 2), expected: .secondRequest),
         (bytes: Records.begin() + Records.begin(), expected: .secondRequest),
