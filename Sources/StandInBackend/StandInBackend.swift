@@ -11,7 +11,7 @@ import Synchronization
 struct StandInBackend: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crocante-standin-backend",
-        abstract: "Stand-in backend: records every request, answers as told (loopback only).",
+        abstract: "Stand-in backend: records every request, answers as told (loopback or a private address only).",
         discussion: "Prints `listening on HOST:PORT` once ready, then one line per request received."
     )
 
@@ -26,7 +26,7 @@ struct StandInBackend: ParsableCommand {
         case endless
     }
 
-    @Option(help: "Loopback address to bind: 127.0.0.1 or ::1.")
+    @Option(help: "Address to bind: 127.0.0.1, ::1, or a private 10.x.x.x address (a test's network namespace).")
     var host = "127.0.0.1"
 
     @Option(help: "Port to bind; 0 picks a free one.")
@@ -44,7 +44,7 @@ struct StandInBackend: ParsableCommand {
     @Option(help: "answer, blackhole, reset or endless.")
     var behavior: Behavior = .answer
 
-    @Option(help: "File to append one JSON line per request to (method, uri, headers, body, at, server).")
+    @Option(help: "File to append one JSON line per request to (method, uri, headers, body, at, server, peer).")
     var record: String?
 
     @Option(help: "Label written as `server` in every recorded line, to tell apart stand-ins sharing one record file.")
@@ -60,7 +60,11 @@ struct StandInBackend: ParsableCommand {
     var firstHeader: [String] = []
 
     func validate() throws {
-        guard host == "127.0.0.1" || host == "::1" else { throw ValidationError("--host must be a loopback address") }
+        // 10/8 only exists inside the scale-out tests' own network namespaces; never a public interface.
+        let isPrivate = host.split(separator: ".").count == 4 && host.hasPrefix("10.") && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+        guard host == "127.0.0.1" || host == "::1" || isPrivate else {
+            throw ValidationError("--host must be a loopback address or a 10.x.x.x address")
+        }
     }
 
     func run() throws {
@@ -146,15 +150,17 @@ final class Recorder: Sendable {
         /// Milliseconds since the epoch when the request was complete, so tests can see retry delays.
         let at: Double
         let server: String
+        /// The client's IP address: which responder host sent it, in the scale-out tests.
+        let peer: String
     }
 
     /// Records the request; returns how many requests came before it.
     @discardableResult
-    func record(_ head: HTTPRequestHead, body: ByteBuffer) -> Int {
+    func record(_ head: HTTPRequestHead, body: ByteBuffer, peer: String) -> Int {
         let index = seen.add(1, ordering: .relaxed).oldValue
         let entry = Entry(
             method: head.method.rawValue, uri: head.uri, headers: head.headers.map { [$0.name, $0.value] },
-            body: String(buffer: body), at: Date().timeIntervalSince1970 * 1000, server: server)
+            body: String(buffer: body), at: Date().timeIntervalSince1970 * 1000, server: server, peer: peer)
         guard var line = try? JSONEncoder().encode(entry) else { return index }
         line.append(UInt8(ascii: "\n"))
         file.withLock { try? $0?.write(contentsOf: line) }
@@ -186,7 +192,7 @@ final class RequestHandler: ChannelInboundHandler {
             body.writeBuffer(&chunk)
         case .end:
             guard let head else { return }
-            let index = recorder.record(head, body: body)
+            let index = recorder.record(head, body: body, peer: context.channel.remoteAddress?.ipAddress ?? "")
             respond(context: context, keepAlive: head.isKeepAlive, early: index < reply.first)
         }
     }

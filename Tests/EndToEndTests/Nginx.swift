@@ -14,10 +14,13 @@ final class Nginx {
     /// 127.0.0.1:`port`, and `replacements` made after those; each must still match, so a change
     /// to the example cannot silently make a test vacuous.
     static func site(fastcgiAddress: String, port: UInt16, replacements: [(String, String)] = []) throws -> String {
+        try site([("unix:/run/crocante-logout/fcgi.sock", fastcgiAddress), ("listen 80;", "listen 127.0.0.1:\(port);")] + replacements)
+    }
+
+    /// nginx.conf.example with `replacements` made in order; each must match.
+    static func site(_ replacements: [(String, String)]) throws -> String {
         var site = try String(contentsOf: Harness.packageRoot.appendingPathComponent("nginx.conf.example"), encoding: .utf8)
-        for (from, to) in [("unix:/run/crocante-logout/fcgi.sock", fastcgiAddress), ("listen 80;", "listen 127.0.0.1:\(port);")]
-            + replacements
-        {
+        for (from, to) in replacements {
             guard site.contains(from) else { throw HarnessError("nginx.conf.example no longer contains \(from)") }
             site = site.replacingOccurrences(of: from, with: to)
         }
@@ -25,7 +28,13 @@ final class Nginx {
     }
 
     /// Starts nginx with `site` and waits until it accepts on `port`.
-    init(site: String, port: UInt16, directory: URL) throws {
+    convenience init(site: String, port: UInt16, directory: URL) throws {
+        try self.init(site: site, directory: directory) { RawHTTP.accepts(port: port) }
+    }
+
+    /// Starts nginx with `site`, through `launcher` (a command that execs its arguments, such as
+    /// `ip netns exec NAME`, so the pid stays nginx's), and waits until `accepts` holds.
+    init(site: String, directory: URL, launcher: [String] = [], accepts: () -> Bool) throws {
         self.directory = directory
         let root = directory.path
         let main = """
@@ -49,10 +58,10 @@ final class Nginx {
         if !FileManager.default.fileExists(atPath: "\(root)/fastcgi_params") {
             try FileManager.default.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(root)/fastcgi_params")
         }
+        let command = launcher + ["/usr/sbin/nginx", "-p", root, "-c", "\(root)/nginx.conf", "-g", "daemon off;"]
         let process = try ManagedProcess(
-            URL(fileURLWithPath: "/usr/sbin/nginx"), ["-p", root, "-c", "\(root)/nginx.conf", "-g", "daemon off;"],
-            environment: [:], logDirectory: directory, name: "nginx")
-        guard Harness.waitUntil({ RawHTTP.accepts(port: port) || !process.isRunning }), process.isRunning else {
+            URL(fileURLWithPath: command[0]), Array(command.dropFirst()), environment: [:], logDirectory: directory, name: "nginx")
+        guard Harness.waitUntil({ accepts() || !process.isRunning }), process.isRunning else {
             throw HarnessError("nginx did not start: \(process.stderr)")
         }
         self.process = process

@@ -4,6 +4,13 @@ import Foundation
 import Glibc
 #endif
 
+/// Where a test's HTTP client reaches nginx: a loopback port, or a unix socket (nginx inside a
+/// network namespace the test process is not in).
+enum HTTPEndpoint: Sendable {
+    case loopback(port: UInt16)
+    case unix(path: String)
+}
+
 /// HTTP/1.1 over a plain socket: exact request bytes (invalid UTF-8, repeated headers), no curl.
 enum RawHTTP {
     /// A request closing its connection; each `cookies` element becomes its own `Cookie:` line.
@@ -24,7 +31,16 @@ enum RawHTTP {
 
     /// Sends `request` to 127.0.0.1:`port` and reads until the server closes.
     static func exchange(port: UInt16, _ request: [UInt8]) throws -> [UInt8] {
-        let fd = try Socket.connectTCP(port: port)
+        try exchange(.loopback(port: port), request)
+    }
+
+    /// Sends `request` to `endpoint` and reads until the server closes.
+    static func exchange(_ endpoint: HTTPEndpoint, _ request: [UInt8]) throws -> [UInt8] {
+        let fd: Int32
+        switch endpoint {
+        case .loopback(let port): fd = try Socket.connectTCP(port: port)
+        case .unix(let path): fd = try Socket.connectUnix(path: path)
+        }
         defer { close(fd) }
         try Socket.writeAll(fd, request)
         return try Socket.readToEnd(fd)

@@ -12,6 +12,8 @@ extension StandInBackend {
         let at: Double?
         /// The `--name` of the stand-in that received it.
         let server: String?
+        /// The client's IP address (the responder host that sent it).
+        let peer: String?
 
         var headerNames: [String] { headers.map { $0[0].lowercased() } }
 

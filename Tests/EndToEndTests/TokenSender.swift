@@ -8,7 +8,7 @@ import Glibc
 /// Logs out distinct sessions through nginx from a few threads, each cookie once, in order,
 /// until the list ends or it is told to stop; remembers which got a 200.
 final class TokenSender: Sendable {
-    private let port: UInt16
+    private let endpoint: HTTPEndpoint
     private let cookies: [String]
     private let tokens: [String]
     private let pause: Duration
@@ -19,8 +19,12 @@ final class TokenSender: Sendable {
     private let group = DispatchGroup()
 
     /// - Parameter pause: how long each thread waits between its logouts (sets the rate).
-    init(port: UInt16, tokens: [String], cookies: [String], pause: Duration = .zero) {
-        (self.port, self.tokens, self.cookies, self.pause) = (port, tokens, cookies, pause)
+    convenience init(port: UInt16, tokens: [String], cookies: [String], pause: Duration = .zero) {
+        self.init(endpoint: .loopback(port: port), tokens: tokens, cookies: cookies, pause: pause)
+    }
+
+    init(endpoint: HTTPEndpoint, tokens: [String], cookies: [String], pause: Duration = .zero) {
+        (self.endpoint, self.tokens, self.cookies, self.pause) = (endpoint, tokens, cookies, pause)
     }
 
     func start(threads: Int) {
@@ -31,7 +35,7 @@ final class TokenSender: Sendable {
                     let index = next.add(1, ordering: .relaxed).oldValue
                     guard index < cookies.count else { break }
                     let request = RawHTTP.request("POST", path: "/api/auth/logout", cookies: [Array("crocante_session=\(cookies[index])".utf8)])
-                    let status = (try? RawHTTP.parse(RawHTTP.exchange(port: port, request)).status) ?? -1
+                    let status = (try? RawHTTP.parse(RawHTTP.exchange(endpoint, request)).status) ?? -1
                     statuses.withLock { $0[index] = status }
                     if pause > .zero { usleep(UInt32(pause.components.seconds * 1_000_000 + pause.components.attoseconds / 1_000_000_000_000)) }
                 }

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// nginx.conf.example's scale-out upstream across hosts made of network namespaces: under load
+/// every answer is 200 and every revocation reaches the stand-in, also while one host's responder
+/// is killed and another's link is down; the dead host's spool is delivered when it comes back.
+@Suite(.serialized, .enabled(if: TestNetwork.isAvailable, "needs root and `ip netns add` (network namespaces as test hosts)"))
+struct ScaleOutTests {
+    /// Logs out `count` fresh sessions through nginx from `threads` threads and returns the sender.
+    private func sender(_ stack: ScaleOutStack, _ count: Int, _ label: String, pause: Duration = .zero) throws -> (TokenSender, [String]) {
+        let tokens = Seal.tokens(count, label)
+        return (TokenSender(endpoint: stack.endpoint, tokens: tokens, cookies: try Seal.sessions(tokens), pause: pause), tokens)
+    }
+
+    private func sleep(_ duration: Duration) {
+        usleep(UInt32(duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000))
+    }
+
+    @Test func failoverAcrossHostsLosesNoAnswerAndNoRevocation() throws {
+        try withScaleOutStack { stack in
+            let (a, b) = (stack.responderHosts[0], stack.responderHosts[1])
+
+            // 1. All hosts up: every answer 200, every token delivered, every host serving.
+            let (steady, steadyTokens) = try sender(stack, 600, "steady")
+            steady.start(threads: 8)
+            #expect(steady.finish().values.allSatisfy { $0 == 200 }, "steady load: \(steady.tally)")
+            #expect(steady.sent == steadyTokens.count)
+            #expect(stack.waitForDelivery(of: steadyTokens).isEmpty)
+            let steadyShare = stack.responderHosts.map { stack.deliveredTokens(from: $0).count }
+            #expect(steadyShare.allSatisfy { $0 > 0 }, "tokens delivered per host: \(steadyShare)")
+
+            // 2. Under load: host a cannot reach the backend (so what it accepts stays in its
+            // spool), then its responder is killed; then host b's link goes down, and comes back.
+            try stack.network.setBlackhole(from: a, to: ScaleOutStack.backendAddress, true)
+            let (failing, _) = try sender(stack, 6000, "failover", pause: .milliseconds(20))
+            failing.start(threads: 8)
+            sleep(.seconds(2))
+            stack.responder(a).send(SIGKILL)
+            #expect(stack.responder(a).waitForExit(timeout: .seconds(10)) != nil)
+            sleep(.seconds(1))
+            try stack.network.setLink(b, up: false)
+            sleep(.seconds(6))
+            try stack.network.setLink(b, up: true)
+            sleep(.seconds(2))
+            failing.stop()
+            let failingTally = failing.tally
+            #expect(failingTally.keys.sorted() == [200], "answers during failover (-1: socket error): \(failingTally)")
+            let answered = failing.answeredTokens
+
+            // What b and c accepted is delivered; what a accepted waits in its spool.
+            stack.waitForQuiet()
+            let pendingOnA = Set(answered).subtracting(stack.deliveredTokens())
+            #expect(!pendingOnA.isEmpty, "host a's spool should hold the tokens it accepted before it was killed")
+
+            // 3. Host a comes back on the same spool and delivers them.
+            try stack.network.setBlackhole(from: a, to: ScaleOutStack.backendAddress, false)
+            try stack.startResponder(a)
+            #expect(stack.waitForDelivery(of: answered).isEmpty, "every token answered 200 reaches the backend")
+            let recovered = pendingOnA.intersection(stack.deliveredTokens(from: a))
+            #expect(recovered == pendingOnA, "recovered \(recovered.count) of \(pendingOnA.count) from host a's spool")
+
+            // 4. All three serve again.
+            let (after, afterTokens) = try sender(stack, 300, "after")
+            after.start(threads: 4)
+            #expect(after.finish().values.allSatisfy { $0 == 200 }, "after recovery: \(after.tally)")
+            #expect(stack.waitForDelivery(of: afterTokens).isEmpty)
+            let afterShare = stack.responderHosts.map { host in Set(afterTokens).intersection(stack.deliveredTokens(from: host)).count }
+
+            stack.responder(a).send(SIGTERM)
+            #expect(stack.responder(a).waitForExit() == 0)
+            let adopted = stack.responder(a).finalStatus?["revocations_adopted"] ?? -1
+            #expect(adopted >= pendingOnA.count, "host a's second run adopted \(adopted) records from its spool")
+
+            let passages = stack.passages()
+            let failedOver = passages.filter { $0.upstreams.count > 1 }
+            let slowest = passages.map(\.seconds).max() ?? 0
+            // The counts the README and the issue's closing note quote.
+            print(
+                """
+                scale-out: steady \(steadyTokens.count) requests, per host \(steadyShare); failover \(failingTally.values.reduce(0, +)) \
+                requests \(failingTally), \(answered.count) answered 200, non-2xx \(failingTally.filter { $0.key != 200 }.values.reduce(0, +)); \
+                \(failedOver.count) passed on to another host, slowest \(slowest) s; pending on a \(pendingOnA.count), recovered \
+                \(recovered.count), adopted \(adopted); after \(afterTokens.count) requests, per host \(afterShare); \
+                nginx: refused \(stack.nginxErrors(containing: "(111: Connection refused)")), \
+                connect timeouts \(stack.nginxErrors(containing: "timed out) while connecting")), \
+                unreachable \(stack.nginxErrors(containing: "(113: No route to host)")), \
+                other timeouts \(stack.nginxErrors(containing: "timed out) while") - stack.nginxErrors(containing: "timed out) while connecting")), \
+                no live upstreams \(stack.nginxErrors(containing: "no live upstreams")); backend records \(stack.backendRequests().count)
+                """)
+        }
+    }
+}
