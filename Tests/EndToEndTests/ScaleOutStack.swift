@@ -129,6 +129,12 @@ final class ScaleOutStack {
         return responder
     }
 
+    /// Runs a short shell script inside `host`'s namespace.
+    func shell(in host: String, _ script: String) throws -> (status: Int32, stdout: String, stderr: String) {
+        let command = network.launcher(host) + ["/bin/bash", "-c", script]
+        return try Harness.run(command[0], Array(command.dropFirst()))
+    }
+
     /// The responder running on `host` now (its last run).
     func responder(_ host: String) -> Responder { runs[host]!.last! }
 

@@ -70,20 +70,34 @@ struct ScaleOutTests {
             #expect(stack.waitForDelivery(of: afterTokens).isEmpty)
             let afterShare = stack.responderHosts.map { host in Set(afterTokens).intersection(stack.deliveredTokens(from: host)).count }
 
-            stack.responder(a).send(SIGTERM)
-            #expect(stack.responder(a).waitForExit() == 0)
+            // 5. Only nginx may speak FastCGI to a responder: a complete request from the backend's
+            // host gets no byte back (CROCANTE_ALLOWED_CLIENTS).
+            let c = stack.responderHosts[2]
+            let request = stack.directory.appendingPathComponent("fastcgi-request")
+            try Data(FastCGIClient.request(cookie: nil)).write(to: request)
+            let intruder = try stack.shell(
+                in: "backend", "exec 3<>/dev/tcp/\(stack.upstreams[c]!.replacingOccurrences(of: ":", with: "/")) || exit 9; cat \(request.path) >&3 2>/dev/null; timeout 5 cat <&3 2>/dev/null | wc -c")
+            #expect(intruder.status == 0 && intruder.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "from the backend's host: \(intruder)")
+
+            for host in [a, c] {
+                stack.responder(host).send(SIGTERM)
+                #expect(stack.responder(host).waitForExit() == 0)
+            }
             let adopted = stack.responder(a).finalStatus?["revocations_adopted"] ?? -1
             #expect(adopted >= pendingOnA.count, "host a's second run adopted \(adopted) records from its spool")
+            let refused = stack.responder(c).finalStatus?["peers_refused"] ?? -1
+            #expect(refused == 1, "host c refused \(refused) peers")
 
             let passages = stack.passages()
             let failedOver = passages.filter { $0.upstreams.count > 1 }
             let slowest = passages.map(\.seconds).max() ?? 0
+            let failedOverDetail = failedOver.map { "\($0.seconds)s \($0.upstreams.joined(separator: ">"))" }.joined(separator: "; ")
             // The counts the README and the issue's closing note quote.
             print(
                 """
                 scale-out: steady \(steadyTokens.count) requests, per host \(steadyShare); failover \(failingTally.values.reduce(0, +)) \
                 requests \(failingTally), \(answered.count) answered 200, non-2xx \(failingTally.filter { $0.key != 200 }.values.reduce(0, +)); \
-                \(failedOver.count) passed on to another host, slowest \(slowest) s; pending on a \(pendingOnA.count), recovered \
+                \(failedOver.count) passed on to another host (\(failedOverDetail)), slowest \(slowest) s; pending on a \(pendingOnA.count), recovered \
                 \(recovered.count), adopted \(adopted); after \(afterTokens.count) requests, per host \(afterShare); \
                 nginx: refused \(stack.nginxErrors(containing: "(111: Connection refused)")), \
                 connect timeouts \(stack.nginxErrors(containing: "timed out) while connecting")), \
