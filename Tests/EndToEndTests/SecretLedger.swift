@@ -24,6 +24,30 @@ enum SecretLedger {
                 guard let equals = word.firstIndex(of: "=") else { return [word] }
                 return [word, word[word.index(after: equals)...]]
             }.map(String.init))
-        return all.filter { $0.utf8.count >= 8 ? log.contains($0) : words.contains($0) }.sorted()
+        // Long values by their first 8 bytes, looked up once per offset of the log: a search per
+        // value took minutes once a test (the scale-out one) had recorded thousands of tokens.
+        var byPrefix: [UInt64: [String]] = [:]
+        var found: [String] = []
+        for value in all {
+            if value.utf8.count >= 8 {
+                byPrefix[value.utf8.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }, default: []].append(value)
+            } else if words.contains(value) {
+                found.append(value)
+            }
+        }
+        let bytes = Array(log.utf8)
+        guard bytes.count >= 8 else { return found.sorted() }
+        var hits = Set<String>()
+        var key = bytes[0..<7].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        for offset in 0...(bytes.count - 8) {
+            key = key << 8 | UInt64(bytes[offset + 7])
+            guard let candidates = byPrefix[key] else { continue }
+            for value in candidates where !hits.contains(value) && offset + value.utf8.count <= bytes.count
+                && bytes[offset..<(offset + value.utf8.count)].elementsEqual(value.utf8)
+            {
+                hits.insert(value)
+            }
+        }
+        return (found + hits).sorted()
     }
 }

@@ -20,6 +20,9 @@ struct SecretsInLogsTests {
         #expect(SecretLedger.leaks(in: "notice crocante-logout: reason=Q9 [X] failed") == ["Q9"])
         #expect(SecretLedger.leaks(in: "notice crocante-logout: reason=Q99 [X] Q9x failed").isEmpty)
         #expect(SecretLedger.leaks(in: "secret \(Harness.secret)") == [Harness.secret])
+        // A value that is the whole log, and two side by side (the check scans byte offsets).
+        #expect(SecretLedger.leaks(in: token) == [token])
+        #expect(SecretLedger.leaks(in: "x\(token)\(Harness.secret)") == [Harness.secret, token].sorted())
     }
 
     /// At `trace`, with a previous secret set and a failing backend: valid, rotated, forged,
