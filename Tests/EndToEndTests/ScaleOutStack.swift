@@ -68,12 +68,13 @@ final class ScaleOutStack {
 
     fileprivate init() throws {
         directory = try Harness.temporaryDirectory()
-        let (site, upstreams) = try Self.site(directory: directory)
-        let names = upstreams.indices.map { String(UnicodeScalar(UInt8(ascii: "a") + UInt8($0))) }
-        responderHosts = names
-        self.upstreams = Dictionary(uniqueKeysWithValues: zip(names, upstreams))
-        let addresses = upstreams.map { String($0.split(separator: ":")[0]) }
         do {
+            let (site, upstreams) = try Self.site(directory: directory)
+            let names = upstreams.indices.map { String(UnicodeScalar(UInt8(ascii: "a") + UInt8($0))) }
+            responderHosts = names
+            self.upstreams = Dictionary(uniqueKeysWithValues: zip(names, upstreams))
+            self.site = site
+            let addresses = upstreams.map { String($0.split(separator: ":")[0]) }
             network = try TestNetwork(
                 hosts: [("nginx", Self.nginxAddress), ("backend", Self.backendAddress)] + zip(names, addresses).map { ($0, $1) })
             try FileManager.default.createDirectory(at: directory.appendingPathComponent("hosts"), withIntermediateDirectories: false)
@@ -81,7 +82,6 @@ final class ScaleOutStack {
             try? FileManager.default.removeItem(at: directory)
             throw error
         }
-        self.site = site
     }
 
     /// The stand-in, a responder per host, then nginx, each in its namespace.
