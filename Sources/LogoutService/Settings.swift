@@ -114,7 +114,7 @@ public enum Settings {
         SettingDeclaration(
             name: "CROCANTE_QUEUE_CAPACITY", flag: "queue-capacity", acceptsNextPublicSpelling: false, credential: nil,
             accepted: "1–1000000", defaultText: "`10000`",
-            help: "Revocations that may wait for a backend slot; beyond, they are dropped and logged.", example: nil),
+            help: "Revocations held in memory waiting for a backend slot; beyond, they park in the spool until there is room, or without a spool are dropped and logged.", example: nil),
         in: 1...1_000_000, default: { _ in 10_000 })
 
     static let backendConcurrency = Setting<Int>.integer(
