@@ -10,6 +10,9 @@ public struct StatusReport: Sendable, Equatable {
     var activeWorkers: Int
     var totalWorkers: Int
     var maxActiveWorkers: Int
+    /// Requests on kept connections, and kept connections given up for a waiting one.
+    var keptRequests = 0
+    var keptYielded = 0
     var logouts: Int
     var sessionsOpened: Int
     var revocations: RevocationQueue.Counts
@@ -43,10 +46,12 @@ public struct StatusReport: Sendable, Equatable {
         return [
             ("start_time", "Start time, seconds since the epoch", "gauge", startTime),
             ("uptime_seconds", "Seconds since start", "gauge", uptimeSeconds),
-            ("accepted_requests", "FastCGI connections accepted", "counter", acceptedRequests),
+            ("accepted_requests", "FastCGI requests begun: connections accepted, plus requests on kept connections", "counter", acceptedRequests),
             ("active_workers", "Workers serving a request now", "gauge", activeWorkers),
             ("total_workers", "Worker threads", "gauge", totalWorkers),
             ("max_active_workers", "Most workers busy at once", "gauge", maxActiveWorkers),
+            ("kept_requests", "Requests served on a kept connection (CROCANTE_KEEP_CONNECTIONS=on)", "counter", keptRequests),
+            ("kept_connections_yielded", "Kept connections closed because another waited for a worker", "counter", keptYielded),
             ("logouts", "POST requests answered on the logout path", "counter", logouts),
             ("sessions_opened", "Logouts whose cookie held a usable session", "counter", sessionsOpened),
             ("revocations_queued", "Revocations accepted for delivery", "counter", revocations.queued),
