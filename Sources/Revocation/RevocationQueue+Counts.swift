@@ -38,7 +38,7 @@ extension RevocationQueue {
         public var inFlight = 0
         /// Parked in the journal now, their tokens not in memory.
         public var parkedNow = 0
-        /// Seconds since the logout of the oldest revocation still pending or in flight; 0 when none.
+        /// Seconds since the logout of the oldest revocation in memory, in flight or parked first; 0 when none.
         public var oldestPendingAgeSeconds = 0
         /// Backend call latency.
         public var latency = LatencyHistogram()

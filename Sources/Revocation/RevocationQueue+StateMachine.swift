@@ -114,9 +114,12 @@ extension RevocationQueue {
         private var parkingCount = 0
         /// Parked in the journal, oldest first.
         private var parked = Deque<TokenKey>()
-        private var unparkingCount = 0
+        /// Being read back from the journal.
+        private var unparkingKeys = Set<TokenKey>()
         private var retryingKeys = Set<TokenKey>()
-        private(set) var inFlight = 0
+        /// Calls running now.
+        private var inFlightKeys = Set<TokenKey>()
+        var inFlight: Int { inFlightKeys.count }
         /// Fairness: when both lanes have work, the next slot goes to the retry lane if true.
         private var retryTurn = false
         private(set) var accepting = true
@@ -140,7 +143,7 @@ extension RevocationQueue {
 
         /// Tokens held in memory waiting for a slot or a retry; bounded by `capacity` for new ones.
         private var pendingInMemory: Int {
-            journalingCount + unparkingCount + fresh.count + due.count + retryingKeys.count
+            journalingCount + unparkingKeys.count + fresh.count + due.count + retryingKeys.count
         }
 
         // MARK: Events
@@ -227,7 +230,7 @@ extension RevocationQueue {
             random: inout some RandomNumberGenerator
         ) -> [Action] {
             guard !drained, var entry = entries[key], entry.phase == .inFlight, let token = entry.token else { return [] }
-            inFlight -= 1
+            inFlightKeys.remove(key)
             counts.latency.record(latency)
             var actions: [Action] = []
             switch outcome {
@@ -321,7 +324,7 @@ extension RevocationQueue {
             var failed = 0
             for (record, token) in zip(records, tokens) {
                 guard var entry = entries[record.key], entry.phase == .unparking else { continue }
-                unparkingCount -= 1
+                unparkingKeys.remove(record.key)
                 guard let token else {
                     failed += 1
                     counts.lost += 1
@@ -344,7 +347,7 @@ extension RevocationQueue {
         /// True when nothing the drain must wait for is left: no call running or ready, no
         /// append under way, no retry due before `deadline` (monotonic ms).
         func isIdle(deadline: Int64) -> Bool {
-            guard inFlight == 0, fresh.isEmpty, due.isEmpty, journalingCount == 0, parkingCount == 0, unparkingCount == 0
+            guard inFlight == 0, fresh.isEmpty, due.isEmpty, journalingCount == 0, parkingCount == 0, unparkingKeys.isEmpty
             else { return false }
             return !retryingKeys.contains(where: { key in
                 if case .retrying(let dueAt) = entries[key]?.phase { return dueAt < deadline }
@@ -369,8 +372,8 @@ extension RevocationQueue {
             retryingKeys.removeAll()
             journalingCount = 0
             parkingCount = 0
-            unparkingCount = 0
-            inFlight = 0
+            unparkingKeys.removeAll()
+            inFlightKeys.removeAll()
             accepting = false
             drained = true
             counts.handedOver += handedOver
@@ -385,12 +388,21 @@ extension RevocationQueue {
             counts.retrying = retryingKeys.count + due.count
             counts.pending = counts.waiting + counts.retrying
             counts.inFlight = inFlight
-            counts.parkedNow = parked.count + unparkingCount
+            counts.parkedNow = parked.count + unparkingKeys.count
+            // Only what memory holds (bounded by capacity and concurrency) and the first parked
+            // one, which parked first: the dedup and parked entries can number millions, and
+            // this runs under the lock the workers take.
             var oldest: UnixMilliseconds?
-            for entry in entries.values {
-                if case .finished = entry.phase { continue }
+            func consider(_ key: TokenKey) {
+                guard let entry = entries[key] else { return }
                 oldest = min(oldest ?? entry.loggedOutAt, entry.loggedOutAt)
             }
+            for key in fresh { consider(key) }
+            for key in due { consider(key) }
+            for key in retryingKeys { consider(key) }
+            for key in inFlightKeys { consider(key) }
+            for key in unparkingKeys { consider(key) }
+            if let key = parked.first { consider(key) }
             counts.oldestPendingAgeSeconds = oldest.map { max(0, Int((now.wall - $0) / 1000)) } ?? 0
             return counts
         }
@@ -426,7 +438,7 @@ extension RevocationQueue {
                 entry.phase = .inFlight
                 entry.attempts += 1
                 entries[key] = entry
-                inFlight += 1
+                inFlightKeys.insert(key)
                 actions.append(.call(key, token))
             }
             return actions + readBackParked()
@@ -441,7 +453,7 @@ extension RevocationQueue {
                 guard var entry = entries[key], entry.phase == .parked, let receipt = entry.receipts.first else { continue }
                 entry.phase = .unparking
                 entries[key] = entry
-                unparkingCount += 1
+                unparkingKeys.insert(key)
                 batch.append(ParkedRecord(key: key, receipt: receipt))
             }
             return batch.isEmpty ? [] : [.readBack(batch)]

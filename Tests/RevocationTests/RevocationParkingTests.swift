@@ -33,6 +33,10 @@ import Testing
         for token in sent[3...] {
             #expect(driver.machine.entries[driver.key(token)]?.token == nil)
         }
+        // The oldest age looks at memory and the first parked, not at every parked entry.
+        var later = driver
+        later.advance(ms: 5_000)
+        #expect(later.counts.oldestPendingAgeSeconds == 5)
         // A parked token is still known: a replay of it is a duplicate, not a second record.
         var replaying = driver
         #expect(replaying.submit(sent[4]).0 == .duplicate)
