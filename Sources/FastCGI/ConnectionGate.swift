@@ -114,7 +114,7 @@ public struct ConnectionGate: Sendable {
 }
 
 /// `POLLRDHUP` (Linux, `_GNU_SOURCE`, so not in Glibc's Swift module): the peer shut down its writing side.
-private let pollReadHangUp: Int16 = 0x2000
+let pollReadHangUp: Int16 = 0x2000
 
 
 /// How long the gate waits between two peeks that found nothing new (bytes already seen keep a
@@ -145,6 +145,26 @@ func pollReadable(_ fd: Int32, within duration: Duration) throws(SystemError) ->
         poll(&entry, 1, Int32(clamping: max(1, duration.roundedUpMilliseconds)))
     }
     return ready == 0 ? 0 : entry.revents
+}
+
+/// `poll` for input on two descriptors at once for at most `duration` (a negative `second` is
+/// ignored, as poll does): each one's events, 0 when none came.
+func pollBoth(_ first: Int32, _ second: Int32, within duration: Duration) -> (Int16, Int16) {
+    var entries = [
+        pollfd(fd: first, events: Int16(POLLIN) | pollReadHangUp, revents: 0),
+        pollfd(fd: second, events: Int16(POLLIN), revents: 0),
+    ]
+    let ready = try? systemCall("poll", retryingOnInterrupt: true) {
+        poll(&entries, 2, Int32(clamping: duration.roundedUpMilliseconds))
+    }
+    guard let ready, ready > 0 else { return (0, 0) }
+    return (entries[0].revents, entries[1].revents)
+}
+
+/// `O_NONBLOCK` on `fd`.
+func setNonBlocking(_ fd: Int32) throws(SystemError) {
+    let flags = try systemCall("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+    try systemCall("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
 }
 
 /// Whether `fd` has input (or EOF) within `duration`.

@@ -7,7 +7,8 @@ import Glibc
 #endif
 
 /// A fixed pool of worker threads, each accepting on the shared socket and serving one
-/// connection at a time, closing it after every response.
+/// connection at a time: closing it after every response, or, with a `KeepConnectionPolicy`
+/// that is enabled, keeping it for nginx's next request while nobody else waits.
 ///
 /// `stop()` makes workers leave their accept loop; what is being served is finished. For a
 /// socket this process created, new arrivals are stopped and the backlog is served first; an
@@ -18,6 +19,10 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     private let workerCount: Int
     private let logger: Logger
     private let gate: ConnectionGate
+    private let keepPolicy: KeepConnectionPolicy
+    /// Workers waiting in `accept` now: a pending connection is only "waiting" for a worker to
+    /// give up its kept connection when none of them is there to take it.
+    private let accepting = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let threads = Mutex<[pthread_t]>([])
     /// Counters for the status page.
@@ -27,10 +32,11 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
 
     /// - Parameter gate: who may connect, the record limits and the request deadline.
     public init(
-        socket: ListeningSocket, responder: Responder, workers: Int, gate: ConnectionGate, counters: WorkerCounters,
-        refusals: RefusalCounters, logger: Logger
+        socket: ListeningSocket, responder: Responder, workers: Int, gate: ConnectionGate,
+        keepPolicy: KeepConnectionPolicy = .closing, counters: WorkerCounters, refusals: RefusalCounters, logger: Logger
     ) {
         self.gate = gate
+        self.keepPolicy = keepPolicy
         self.refusals = refusals
         self.counters = counters
         self.socket = socket
@@ -66,7 +72,10 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         var backoff = Duration.zero
         while !stopping.load(ordering: .acquiring) {
             do {
-                guard let connection = try socket.accept() else { continue }
+                accepting.add(1, ordering: .relaxed)
+                let accepted = Result { () throws(SystemError) in try socket.accept() }
+                accepting.subtract(1, ordering: .relaxed)
+                guard let connection = try accepted.get() else { continue }
                 backoff = .zero
                 serve(connection, with: slot)
             } catch {
@@ -90,14 +99,40 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         }
     }
 
+    /// Serves `connection`'s request, then, when it is kept, its next ones until the policy
+    /// says to let it go; closes it in the end.
     private func serve(_ connection: Int32, with slot: RequestSlot) {
-        // One deadline from accept to complete params, however the peer drips: the gate peeks
-        // until then, and libfcgi only reads what the gate has seen complete. The receive
-        // timeout is a backstop for libfcgi's reads (a unix connection inherits none, a TCP one
-        // the listener's short accept poll). Writes: the answer is a few hundred bytes, always
+        if keepPolicy.enabled {
+            // All I/O on it is then non-blocking: waits are the gate's and the keep poll's, bounded.
+            try? setNonBlocking(connection)
+        } else {
+            // The receive timeout is a backstop for libfcgi's reads (a unix connection inherits
+            // none, a TCP one the listener's short accept poll).
+            try? setReceiveTimeout(connection, gate.requestTimeout)
+        }
+        guard serveRequest(on: connection, with: slot) else { return }
+        while true {
+            switch awaitNextRequest(on: connection) {
+            case .serveNext:
+                counters.keptRequests.add(1, ordering: .relaxed)
+                guard serveRequest(on: connection, with: slot) else { return }
+            case .release(let reason):
+                if reason == .othersWaiting { counters.yielded.add(1, ordering: .relaxed) }
+                slot.close(connection)
+                return
+            case .keepWaiting:
+                continue
+            }
+        }
+    }
+
+    /// One request on `connection`; true when the connection is kept open for the next one.
+    private func serveRequest(on connection: Int32, with slot: RequestSlot) -> Bool {
+        // One deadline from accept (or from the kept connection turning readable) to complete
+        // params, however the peer drips: the gate peeks until then, and libfcgi only reads
+        // what the gate has seen complete. Writes: the answer is a few hundred bytes, always
         // less than the socket's send buffer, so a write never blocks.
         let deadline = ContinuousClock.now + gate.requestTimeout
-        try? setReceiveTimeout(connection, gate.requestTimeout)
         counters.accepted.add(1, ordering: .relaxed)
         let nowActive = counters.active.add(1, ordering: .relaxed).newValue
         counters.maxActive.max(nowActive, ordering: .relaxed)
@@ -105,25 +140,53 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
 
         if let refusal = gate.admit(connection, deadline: deadline) {
             refusals.record(refusal, logger: logger)
-            close(connection)
-            return
+            slot.close(connection)
+            return false
         }
         let request: FastCGIRequest
         do {
             request = try slot.begin(connection: connection)
         } catch {
             logger.debug("connection closed before its request was read", metadata: ["error": "\(error)"])
-            return
+            return false
         }
         slot.write(responder.respond(to: request))
-        slot.finish()
+        return slot.finish(keep: keepPolicy.enabled && !stopping.load(ordering: .relaxed))
+    }
+
+    /// Waits on a kept connection for nginx's next request, looking at the listening socket too.
+    private func awaitNextRequest(on connection: Int32) -> KeepConnectionPolicy.Step {
+        let clock = ContinuousClock()
+        let idleSince = clock.now
+        var muteListener = false
+        while true {
+            // Short slices, so that a stop is seen as soon as by a worker in accept.
+            var wait = min(max(.zero, keepPolicy.idleLimit - (clock.now - idleSince)), ListeningSocket.acceptPollInterval)
+            if muteListener { wait = min(wait, .milliseconds(1)) }
+            let (connectionEvents, listenerEvents) = pollBoth(connection, muteListener ? -1 : socket.descriptor, within: wait)
+            // A connection pending while a worker sits in accept is that worker's to take.
+            let pending = listenerEvents & Int16(POLLIN) != 0
+            let othersWaiting = pending && accepting.load(ordering: .relaxed) == 0
+            let step = keepPolicy.step(
+                connectionReadable: connectionEvents & Int16(POLLIN) != 0,
+                connectionClosed: connectionEvents & (Int16(POLLHUP) | Int16(POLLERR) | pollReadHangUp) != 0,
+                othersWaiting: othersWaiting, idleFor: clock.now - idleSince, stopping: stopping.load(ordering: .acquiring))
+            if step != .keepWaiting { return step }
+            // Pending, but a worker in accept takes it: look at the connection alone for a
+            // moment rather than spin on the listener.
+            muteListener = pending
+        }
     }
 }
 
 /// What the workers have done, for the status page; updated with relaxed atomics.
 public final class WorkerCounters: Sendable {
-    /// Connections accepted since start.
+    /// Requests begun since start (connections accepted, plus requests on kept connections).
     public let accepted = Atomic<Int>(0)
+    /// Requests served on a connection kept from the one before: a connect and a close saved each.
+    public let keptRequests = Atomic<Int>(0)
+    /// Kept connections given up because another connection waited and no worker was free.
+    public let yielded = Atomic<Int>(0)
     /// Workers serving a connection now.
     public let active = Atomic<Int>(0)
     /// The most workers ever busy at once.

@@ -51,21 +51,53 @@ final class RequestSlot {
         }
     }
 
-    /// Flushes, ends the request and closes the connection (`FCGX_Finish_r`), whatever nginx's
-    /// keep-connection flag said: a kept connection would pin this worker while it sits idle.
+    /// Flushes and ends the request (`FCGX_Finish_r`). With `keep`, when nginx asked to keep
+    /// the connection and the request's input has fully arrived, the connection stays open for
+    /// the next request and this returns true; else it is closed (false).
+    ///
+    /// The input is read to its end *before* the end-of-request record goes out: nginx sends
+    /// its next request only after that record, so libfcgi's buffered reader cannot swallow
+    /// any of it. The connection is non-blocking in this mode, so input not there yet fails the
+    /// read at once and the connection is closed as in the closing mode.
     ///
     /// libfcgi's own lingering close (shut down writing, then read until EOF) restarts its poll
     /// timeout on every byte, so a peer dripping after its params would hold the worker for ever.
     /// The linger is ours instead, bounded by `lingerLimit` in all: the streams are closed first
     /// (`FCGX_FClose`, error stream then output, as `FCGX_Finish_r` does, which writes the end
     /// records), then the linger, then `FCGX_Finish_r` with `detached` set just closes.
-    func finish() {
+    func finish(keep: Bool = false) -> Bool {
         let connection = request.pointee.ipcFd
+        let keeping = keep && request.pointee.keepConnection != 0 && discardInput()
         let flushed = FCGX_FClose(request.pointee.err) == 0 && FCGX_FClose(request.pointee.out) == 0
+        if keeping && flushed {
+            // keepConnection is still set: libfcgi frees the streams and params, keeps the fd.
+            FCGX_Finish_r(request)
+            return true
+        }
         if flushed, connection >= 0 { lingeringShutdown(connection, within: lingerLimit) }
         request.pointee.keepConnection = 0
         request.pointee.detached = 1
         FCGX_Finish_r(request)
+        return false
+    }
+
+    /// Closes a connection kept by `finish(keep:)`, or one refused before libfcgi read it.
+    func close(_ connection: Int32) {
+        Glibc.close(connection)
+        if request.pointee.ipcFd == connection { request.pointee.ipcFd = -1 }
+    }
+
+    /// Reads and discards the request's input to its end (the empty stdin record); false when
+    /// it is not all there yet, failed, or is longer than a logout's input can be.
+    private func discardInput() -> Bool {
+        var total = 0
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while total <= keptInputLimit {
+            let count = FCGX_GetStr(&buffer, Int32(buffer.count), request.pointee.in)
+            guard count > 0 else { break }
+            total += Int(count)
+        }
+        return total <= keptInputLimit && FCGX_GetError(request.pointee.in) == 0 && FCGX_HasSeenEOF(request.pointee.in) != 0
     }
 
     private func parameter(_ name: String) -> UnsafeMutablePointer<CChar>? {
@@ -79,6 +111,10 @@ extension RequestSlot: Sendable {}
 /// The longest a worker waits, after answering, for the peer to finish sending and close
 /// (nginx closes as soon as it has the answer).
 private let lingerLimit = Duration.seconds(1)
+
+/// The most input a kept connection's request may carry: nginx.conf.example refuses bodies
+/// over 16 KiB, and a logout has none.
+private let keptInputLimit = 64 * 1024
 
 /// Initialises libfcgi (`FCGX_Init`); call once, on the main thread, before any worker starts.
 public func initializeFastCGILibrary() throws(SystemError) {

@@ -134,8 +134,8 @@ public func buildApplication(configuration: Configuration, environment: [String:
         mismatches: .init(share: configuration.secretMismatchShare))
     let gate = ConnectionGate(allowlist: configuration.allowlist, requestTimeout: configuration.requestTimeout)
     let server = FastCGIServer(
-        socket: socket, responder: responder, workers: configuration.workers, gate: gate, counters: workerCounters,
-        refusals: refusals, logger: logger)
+        socket: socket, responder: responder, workers: configuration.workers, gate: gate,
+        keepPolicy: configuration.keepPolicy, counters: workerCounters, refusals: refusals, logger: logger)
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
         responder: responder, revocations: revocations, spool: spool, notifier: notifier)

@@ -17,6 +17,8 @@ public struct Configuration: Sendable {
     public var listen: ListenAddress
     public var socketMode: UInt32
     public var workers: Int
+    /// Whether connections nginx asks to keep are kept, and for how long when idle.
+    public var keepPolicy: KeepConnectionPolicy
     public var logoutPath: String
     /// Answers the counters as JSON, or Prometheus text with `?format=prometheus`.
     public var statusPath: String
@@ -78,6 +80,8 @@ public struct Configuration: Sendable {
         listen = try reader.value(Settings.listen)
         socketMode = try reader.value(Settings.socketMode)
         workers = try reader.value(Settings.workers)
+        keepPolicy = KeepConnectionPolicy(
+            enabled: try reader.value(Settings.keepConnections), idleLimit: try reader.value(Settings.keepaliveIdle))
         logoutPath = try reader.value(Settings.logoutPath)
         statusPath = try reader.value(Settings.statusPath)
         pingPath = try reader.value(Settings.pingPath)

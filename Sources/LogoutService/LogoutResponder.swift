@@ -80,6 +80,8 @@ struct LogoutResponder: FastCGIResponder {
             activeWorkers: workers.active.load(ordering: .relaxed),
             totalWorkers: workerCount,
             maxActiveWorkers: workers.maxActive.load(ordering: .relaxed),
+            keptRequests: workers.keptRequests.load(ordering: .relaxed),
+            keptYielded: workers.yielded.load(ordering: .relaxed),
             logouts: counters.logouts.load(ordering: .relaxed),
             sessionsOpened: counters.sessionsOpened.load(ordering: .relaxed),
             revocations: revocations.counts,

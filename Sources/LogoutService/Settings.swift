@@ -9,6 +9,7 @@ public enum Settings {
     public static let all: [SettingDeclaration] = [
         sessionSecret, previousSessionSecret, apiGateway.declaration, logoutEndpoint.declaration,
         appEnvironment.declaration, listen.declaration, socketMode.declaration, workers.declaration,
+        keepConnections.declaration, keepaliveIdle.declaration,
         logoutPath.declaration, statusPath.declaration, pingPath.declaration, queueCapacity.declaration,
         backendConcurrency.declaration, backendConnectTimeout.declaration, backendTimeout.declaration,
         drainTimeout.declaration, requestTimeout.declaration, allowedClients.declaration, allowedPeers.declaration,
@@ -90,6 +91,22 @@ public enum Settings {
             help: "FastCGI worker threads, each serving one connection at a time.", example: nil),
         in: 1...1024, default: { min(1024, max(2, 2 * $0.processorCount)) })
 
+    static let keepConnections = Setting<Bool>.choice(
+        SettingDeclaration(
+            name: "CROCANTE_KEEP_CONNECTIONS", flag: "keep-connections", acceptsNextPublicSpelling: false, credential: nil,
+            accepted: "`off`, `on`", defaultText: "`off`",
+            help: "`on`: honour nginx's `fastcgi_keep_conn on`, serving a kept connection's next request only while no other connection waits for a worker; `off`: close after every answer.",
+            example: nil),
+        default: false, { ["off": false, "on": true][$0] }, render: { $0 ? "on" : "off" })
+
+    static let keepaliveIdle = Setting<Duration>.milliseconds(
+        SettingDeclaration(
+            name: "CROCANTE_KEEPALIVE_IDLE_MS", flag: "keepalive-idle-ms", acceptsNextPublicSpelling: false,
+            credential: nil, accepted: "1–60000 ms", defaultText: "`2000`",
+            help: "With kept connections: how long a worker waits on an idle one when nobody else waits either, before closing it.",
+            example: nil),
+        in: 1...60_000, default: 2000)
+
     static let logoutPath = Setting<String>.servedPath(
         SettingDeclaration(
             name: "CROCANTE_LOGOUT_PATH", flag: "logout-path", acceptsNextPublicSpelling: false, credential: nil,
@@ -114,7 +131,7 @@ public enum Settings {
         SettingDeclaration(
             name: "CROCANTE_QUEUE_CAPACITY", flag: "queue-capacity", acceptsNextPublicSpelling: false, credential: nil,
             accepted: "1–1000000", defaultText: "`10000`",
-            help: "Revocations that may wait for a backend slot; beyond, they are dropped and logged.", example: nil),
+            help: "Revocations held in memory waiting for a backend slot; beyond, they park in the spool until there is room, or without a spool are dropped and logged.", example: nil),
         in: 1...1_000_000, default: { _ in 10_000 })
 
     static let backendConcurrency = Setting<Int>.integer(

@@ -10,6 +10,9 @@ public struct StatusReport: Sendable, Equatable {
     var activeWorkers: Int
     var totalWorkers: Int
     var maxActiveWorkers: Int
+    /// Requests on kept connections, and kept connections given up for a waiting one.
+    var keptRequests = 0
+    var keptYielded = 0
     var logouts: Int
     var sessionsOpened: Int
     var revocations: RevocationQueue.Counts
@@ -43,10 +46,12 @@ public struct StatusReport: Sendable, Equatable {
         return [
             ("start_time", "Start time, seconds since the epoch", "gauge", startTime),
             ("uptime_seconds", "Seconds since start", "gauge", uptimeSeconds),
-            ("accepted_requests", "FastCGI connections accepted", "counter", acceptedRequests),
+            ("accepted_requests", "FastCGI requests begun: connections accepted, plus requests on kept connections", "counter", acceptedRequests),
             ("active_workers", "Workers serving a request now", "gauge", activeWorkers),
             ("total_workers", "Worker threads", "gauge", totalWorkers),
             ("max_active_workers", "Most workers busy at once", "gauge", maxActiveWorkers),
+            ("kept_requests", "Requests served on a kept connection (CROCANTE_KEEP_CONNECTIONS=on)", "counter", keptRequests),
+            ("kept_connections_yielded", "Kept connections closed because another waited for a worker", "counter", keptYielded),
             ("logouts", "POST requests answered on the logout path", "counter", logouts),
             ("sessions_opened", "Logouts whose cookie held a usable session", "counter", sessionsOpened),
             ("revocations_queued", "Revocations accepted for delivery", "counter", revocations.queued),
@@ -57,12 +62,14 @@ public struct StatusReport: Sendable, Equatable {
             ("revocations_failed", "Attempts that failed: 408, 425, 429, 5xx, timeout or connection error", "counter", revocations.failed),
             ("revocations_retried", "Failed attempts that are tried again", "counter", revocations.retried),
             ("revocations_expired", "Given up: the token's JWT exp or the maximum age passed", "counter", revocations.expired),
-            ("revocations_dropped", "Not queued: memory full or the queue closed", "counter", revocations.dropped),
-            ("revocations_lost", "Pending at shutdown with no spool to keep them", "counter", revocations.lost),
+            ("revocations_dropped", "Not queued: memory full and no spool (or the spool refused it too), or the queue closed", "counter", revocations.dropped),
+            ("revocations_parked", "Accepted while memory was full and kept in the spool only until read back", "counter", revocations.parked),
+            ("revocations_lost", "Pending at shutdown with no spool to keep them, or parked and unreadable", "counter", revocations.lost),
             ("revocations_handed_over", "Pending at shutdown, left in the spool for a successor", "counter", revocations.handedOver),
             ("revocations_adopted", "Taken over from the spool of a stopped or crashed process", "counter", revocations.adopted),
             ("revocations_pending", "Held in memory now: waiting for a slot or a retry", "gauge", revocations.pending),
             ("revocations_retrying", "Held in memory now for a retry", "gauge", revocations.retrying),
+            ("revocations_parked_now", "Parked in the spool now, waiting for room in memory", "gauge", revocations.parkedNow),
             ("revocations_oldest_pending_age_seconds", "Age of the oldest revocation not yet delivered", "gauge", revocations.oldestPendingAgeSeconds),
             ("queue_capacity", "Revocations that may wait in memory", "gauge", queueCapacity),
             ("queue_depth", "Revocations waiting for their first attempt now", "gauge", revocations.waiting),

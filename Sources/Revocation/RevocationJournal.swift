@@ -17,6 +17,11 @@ public protocol RevocationJournal: Sendable {
     /// delivered again. Cheap; may be buffered and written with the next sync.
     func complete(_ receipt: JournalReceipt)
 
+    /// The token of a record this process appended (or adopted) and has not completed: the
+    /// queue parks revocations here when its memory is full and reads them back as room frees.
+    /// Nil when the record cannot be read or opened; it then stays pending for a successor.
+    func readBack(_ receipt: JournalReceipt) -> AccessToken?
+
     /// Pending revocations in segments that no live process holds (a crashed or stopped
     /// predecessor's), now owned by this process. Each record is returned once. Called at start
     /// and then periodically by the queue.

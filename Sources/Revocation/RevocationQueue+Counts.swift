@@ -1,6 +1,6 @@
 extension RevocationQueue {
     /// The queue's counters at one moment, for the status page and the final report.
-    /// Counters only grow; `waiting`, `retrying`, `pending`, `inFlight` and
+    /// Counters only grow; `waiting`, `retrying`, `pending`, `inFlight`, `parkedNow` and
     /// `oldestPendingAgeSeconds` are gauges.
     public struct Counts: Sendable, Equatable {
         /// Tokens accepted from logouts (not duplicates, not dropped).
@@ -17,9 +17,12 @@ extension RevocationQueue {
         public var retried = 0
         /// Given up: the token's JWT `exp` or the maximum age passed before a verdict.
         public var expired = 0
-        /// Not queued: memory full or the queue closed.
+        /// Not queued: memory full and no journal (or the journal refused it too), or the queue closed.
         public var dropped = 0
-        /// Pending at the end of the shutdown drain with no journal record: gone.
+        /// Accepted while memory was full and kept in the journal only, to be read back as room frees.
+        public var parked = 0
+        /// Pending at the end of the shutdown drain with no journal record, or parked and not
+        /// readable back (such a record stays in the journal for a successor): gone from here.
         public var lost = 0
         /// Pending at the end of the shutdown drain and kept by the journal for a successor.
         public var handedOver = 0
@@ -33,7 +36,9 @@ extension RevocationQueue {
         public var pending = 0
         /// Backend calls running now.
         public var inFlight = 0
-        /// Seconds since the logout of the oldest revocation still pending or in flight; 0 when none.
+        /// Parked in the journal now, their tokens not in memory.
+        public var parkedNow = 0
+        /// Seconds since the logout of the oldest revocation in memory, in flight or parked first; 0 when none.
         public var oldestPendingAgeSeconds = 0
         /// Backend call latency.
         public var latency = LatencyHistogram()

@@ -18,6 +18,13 @@ extension RevocationQueue {
         enum Phase: Equatable {
             /// Accepted; the journal append is under way (outside the lock).
             case journaling
+            /// Accepted while memory was full; the journal append is under way, and the record
+            /// parks on disk when it returns.
+            case parking
+            /// In the journal only, its token not in memory: waiting for room to be read back.
+            case parked
+            /// Being read back from the journal (outside the lock).
+            case unparking
             /// In the fresh lane, never tried.
             case waiting
             /// A call failed; a timer will move it to the retry lane at `dueAt` (monotonic ms).
@@ -51,7 +58,16 @@ extension RevocationQueue {
             case scheduleRetry(TokenKey, milliseconds: Int64)
             /// Tell the journal these records got their final verdict.
             case complete([JournalReceipt])
+            /// Read these parked records back from the journal (outside the lock), then report
+            /// `unparked(...)` with the tokens read.
+            case readBack([ParkedRecord])
             case log(LogEvent)
+        }
+
+        /// A revocation parked in the journal: its key and where the journal keeps it.
+        struct ParkedRecord: Equatable {
+            var key: TokenKey
+            var receipt: JournalReceipt
         }
 
         /// What to log; the shell chooses words and levels. Tokens are named by fingerprint only.
@@ -65,6 +81,11 @@ extension RevocationQueue {
             case outageStarted(AccessToken, RevocationOutcome.Failure)
             /// First success after failures, with the attempts that failed meanwhile.
             case outageEnded(AccessToken, failedAttempts: Int, milliseconds: Int64)
+            /// Tokens dropped since the last such line (at most one a second): memory was full
+            /// and the journal refused them too.
+            case dropped(count: Int)
+            /// Parked records the journal could not read back: they stay in it for a successor.
+            case readBackFailed(count: Int)
         }
 
         enum SubmitVerdict: Equatable {
@@ -72,12 +93,15 @@ extension RevocationQueue {
             case accepted
             /// Already pending, or finished within the dedup window.
             case duplicate
-            /// Memory full or the queue closed. `logCount` is set when a line is due (at most
-            /// once a second): the number dropped since the last line.
+            /// Memory full without a journal, or the queue closed. `logCount` is set when a line
+            /// is due (at most once a second): the number dropped since the last line.
             case dropped(logCount: Int?)
         }
 
         let settings: RevocationSettings
+        /// True when a journal keeps every accepted token: past `capacity`, tokens then park in
+        /// it instead of being dropped.
+        let parksInJournal: Bool
         private(set) var entries: [TokenKey: Entry] = [:]
         /// First attempts, oldest first.
         private var fresh = Deque<TokenKey>()
@@ -87,8 +111,15 @@ extension RevocationQueue {
         private var finishedOrder = Deque<(key: TokenKey, at: Int64)>()
         private var finishedCount = 0
         private var journalingCount = 0
+        private var parkingCount = 0
+        /// Parked in the journal, oldest first.
+        private var parked = Deque<TokenKey>()
+        /// Being read back from the journal.
+        private var unparkingKeys = Set<TokenKey>()
         private var retryingKeys = Set<TokenKey>()
-        private(set) var inFlight = 0
+        /// Calls running now.
+        private var inFlightKeys = Set<TokenKey>()
+        var inFlight: Int { inFlightKeys.count }
         /// Fairness: when both lanes have work, the next slot goes to the retry lane if true.
         private var retryTurn = false
         private(set) var accepting = true
@@ -101,13 +132,19 @@ extension RevocationQueue {
 
         /// Drops are logged at most this often (ms), with the number dropped since the last line.
         static let dropLogInterval: Int64 = 1_000
+        /// Parked records read back per journal visit: enough to amortise the hop, few enough
+        /// that fresh room is not all taken by one batch.
+        static let readBackBatch = 64
 
-        init(settings: RevocationSettings) {
+        init(settings: RevocationSettings, parksInJournal: Bool = false) {
             self.settings = settings
+            self.parksInJournal = parksInJournal
         }
 
         /// Tokens held in memory waiting for a slot or a retry; bounded by `capacity` for new ones.
-        private var pendingInMemory: Int { journalingCount + fresh.count + due.count + retryingKeys.count }
+        private var pendingInMemory: Int {
+            journalingCount + unparkingKeys.count + fresh.count + due.count + retryingKeys.count
+        }
 
         // MARK: Events
 
@@ -121,22 +158,32 @@ extension RevocationQueue {
                 counts.duplicate += 1
                 return .duplicate
             }
-            guard accepting, pendingInMemory < settings.capacity else {
-                counts.dropped += 1
-                droppedSinceLog += 1
-                guard lastDropLog.map({ now.monotonic - $0 >= Self.dropLogInterval }) ?? true else {
-                    return .dropped(logCount: nil)
-                }
-                defer {
-                    lastDropLog = now.monotonic
-                    droppedSinceLog = 0
-                }
-                return .dropped(logCount: droppedSinceLog)
+            guard accepting else { return .dropped(logCount: noteDrop(now: now)) }
+            // Memory full: with a journal the token waits there (parked: nothing lost, little
+            // memory), and parked ones are read back oldest first as room frees; without one it
+            // is dropped. New logouts park while older ones wait, so order is kept.
+            guard pendingInMemory < settings.capacity, parked.isEmpty else {
+                guard parksInJournal else { return .dropped(logCount: noteDrop(now: now)) }
+                entries[key] = entry(token: token, loggedOutAt: loggedOutAt, expiresAt: nil, receipts: [], phase: .parking)
+                parkingCount += 1
+                return .accepted
             }
             counts.queued += 1
             entries[key] = entry(token: token, loggedOutAt: loggedOutAt, expiresAt: nil, receipts: [], phase: .journaling)
             journalingCount += 1
             return .accepted
+        }
+
+        /// Counts one drop; the number dropped since the last line when a line is due.
+        private mutating func noteDrop(now: RevocationInstant) -> Int? {
+            counts.dropped += 1
+            droppedSinceLog += 1
+            guard lastDropLog.map({ now.monotonic - $0 >= Self.dropLogInterval }) ?? true else { return nil }
+            defer {
+                lastDropLog = now.monotonic
+                droppedSinceLog = 0
+            }
+            return droppedSinceLog
         }
 
         /// The journal append for an accepted token returned; a nil receipt keeps it in memory only.
@@ -145,16 +192,32 @@ extension RevocationQueue {
         mutating func journaled(
             _ key: TokenKey, receipt: JournalReceipt?, expiresAt: UnixMilliseconds?, now: RevocationInstant
         ) -> [Action] {
-            guard var entry = entries[key], entry.phase == .journaling else {
+            guard var entry = entries[key], entry.phase == .journaling || entry.phase == .parking else {
                 // The drain ended between the two halves of `submit`: the record stays for a successor.
                 return []
             }
-            journalingCount -= 1
-            if let receipt { entry.receipts.append(receipt) }
             if let expiresAt {
                 entry.giveUpAt = expiresAt
                 entry.boundedByExp = true
             }
+            if entry.phase == .parking {
+                parkingCount -= 1
+                guard let receipt else {
+                    // Memory full and the journal refused it too (full, or failing): dropped.
+                    entries[key] = nil
+                    return noteDrop(now: now).map { [.log(.dropped(count: $0))] } ?? []
+                }
+                counts.queued += 1
+                counts.parked += 1
+                entry.token = nil
+                entry.receipts = [receipt]
+                entry.phase = .parked
+                entries[key] = entry
+                parked.append(key)
+                return readBackParked()
+            }
+            journalingCount -= 1
+            if let receipt { entry.receipts.append(receipt) }
             entry.phase = .waiting
             entries[key] = entry
             fresh.append(key)
@@ -167,7 +230,7 @@ extension RevocationQueue {
             random: inout some RandomNumberGenerator
         ) -> [Action] {
             guard !drained, var entry = entries[key], entry.phase == .inFlight, let token = entry.token else { return [] }
-            inFlight -= 1
+            inFlightKeys.remove(key)
             counts.latency.record(latency)
             var actions: [Action] = []
             switch outcome {
@@ -217,9 +280,9 @@ extension RevocationQueue {
         }
 
         /// Records taken over from orphaned journal segments, with each one's key and JWT `exp`.
-        /// They go to the retry lane (they have waited already), are not bounded by `capacity`
-        /// (the journal's size bounds them) and are never lost: a duplicate of a pending token
-        /// joins its receipts, a duplicate of a finished one is completed at once.
+        /// They go to the retry lane (they have waited already), or park in the journal when
+        /// memory is full, and are never lost: a duplicate of a pending token joins its
+        /// receipts, a duplicate of a finished one is completed at once.
         mutating func adopt(
             _ records: [(key: TokenKey, revocation: AdoptedRevocation, expiresAt: UnixMilliseconds?)], now: RevocationInstant
         ) -> [Action] {
@@ -236,12 +299,44 @@ extension RevocationQueue {
                     }
                     continue
                 }
-                entries[key] = entry(
+                var adopted = entry(
                     token: revocation.token, loggedOutAt: revocation.loggedOutAt, expiresAt: expiresAt,
                     receipts: [revocation.receipt], phase: .due)
-                due.append(key)
+                if parksInJournal && (pendingInMemory >= settings.capacity || !parked.isEmpty) {
+                    // The record is ours now (re-appended): it can wait there like any parked one.
+                    adopted.token = nil
+                    adopted.phase = .parked
+                    entries[key] = adopted
+                    parked.append(key)
+                    counts.parked += 1
+                } else {
+                    entries[key] = adopted
+                    due.append(key)
+                }
             }
             return (completeNow.isEmpty ? [] : [.complete(completeNow)]) + startCalls(now: now)
+        }
+
+        /// Parked records were read back: `tokens[i]` is the token of `records[i]`, nil when the
+        /// journal could not read it (it stays there, pending, for a successor to adopt).
+        mutating func unparked(_ records: [ParkedRecord], tokens: [AccessToken?], now: RevocationInstant) -> [Action] {
+            guard !drained else { return [] }
+            var failed = 0
+            for (record, token) in zip(records, tokens) {
+                guard var entry = entries[record.key], entry.phase == .unparking else { continue }
+                unparkingKeys.remove(record.key)
+                guard let token else {
+                    failed += 1
+                    counts.lost += 1
+                    entries[record.key] = nil
+                    continue
+                }
+                entry.token = token
+                entry.phase = .due
+                entries[record.key] = entry
+                due.append(record.key)
+            }
+            return (failed > 0 ? [.log(.readBackFailed(count: failed))] : []) + startCalls(now: now)
         }
 
         /// Shutdown begins: no more tokens.
@@ -252,7 +347,8 @@ extension RevocationQueue {
         /// True when nothing the drain must wait for is left: no call running or ready, no
         /// append under way, no retry due before `deadline` (monotonic ms).
         func isIdle(deadline: Int64) -> Bool {
-            guard inFlight == 0, fresh.isEmpty, due.isEmpty, journalingCount == 0 else { return false }
+            guard inFlight == 0, fresh.isEmpty, due.isEmpty, journalingCount == 0, parkingCount == 0, unparkingKeys.isEmpty
+            else { return false }
             return !retryingKeys.contains(where: { key in
                 if case .retrying(let dueAt) = entries[key]?.phase { return dueAt < deadline }
                 return false
@@ -272,9 +368,12 @@ extension RevocationQueue {
             }
             fresh.removeAll()
             due.removeAll()
+            parked.removeAll()
             retryingKeys.removeAll()
             journalingCount = 0
-            inFlight = 0
+            parkingCount = 0
+            unparkingKeys.removeAll()
+            inFlightKeys.removeAll()
             accepting = false
             drained = true
             counts.handedOver += handedOver
@@ -289,11 +388,21 @@ extension RevocationQueue {
             counts.retrying = retryingKeys.count + due.count
             counts.pending = counts.waiting + counts.retrying
             counts.inFlight = inFlight
+            counts.parkedNow = parked.count + unparkingKeys.count
+            // Only what memory holds (bounded by capacity and concurrency) and the first parked
+            // one, which parked first: the dedup and parked entries can number millions, and
+            // this runs under the lock the workers take.
             var oldest: UnixMilliseconds?
-            for entry in entries.values {
-                if case .finished = entry.phase { continue }
+            func consider(_ key: TokenKey) {
+                guard let entry = entries[key] else { return }
                 oldest = min(oldest ?? entry.loggedOutAt, entry.loggedOutAt)
             }
+            for key in fresh { consider(key) }
+            for key in due { consider(key) }
+            for key in retryingKeys { consider(key) }
+            for key in inFlightKeys { consider(key) }
+            for key in unparkingKeys { consider(key) }
+            if let key = parked.first { consider(key) }
             counts.oldestPendingAgeSeconds = oldest.map { max(0, Int((now.wall - $0) / 1000)) } ?? 0
             return counts
         }
@@ -329,10 +438,25 @@ extension RevocationQueue {
                 entry.phase = .inFlight
                 entry.attempts += 1
                 entries[key] = entry
-                inFlight += 1
+                inFlightKeys.insert(key)
                 actions.append(.call(key, token))
             }
-            return actions
+            return actions + readBackParked()
+        }
+
+        /// Asks for parked records to be read back while memory has room (none during the drain:
+        /// they are handed over where they are).
+        private mutating func readBackParked() -> [Action] {
+            guard accepting else { return [] }
+            var batch: [ParkedRecord] = []
+            while pendingInMemory < settings.capacity, batch.count < Self.readBackBatch, let key = parked.popFirst() {
+                guard var entry = entries[key], entry.phase == .parked, let receipt = entry.receipts.first else { continue }
+                entry.phase = .unparking
+                entries[key] = entry
+                unparkingKeys.insert(key)
+                batch.append(ParkedRecord(key: key, receipt: receipt))
+            }
+            return batch.isEmpty ? [] : [.readBack(batch)]
         }
 
         private mutating func nextReady() -> TokenKey? {

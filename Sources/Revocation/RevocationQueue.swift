@@ -16,7 +16,8 @@ import Glibc
 /// calls and log lines. `submit` is O(1) and never waits for the backend. Log lines name a token
 /// by its fingerprint, never the token.
 public final class RevocationQueue: Sendable {
-    /// Tokens that may wait in memory (waiting + retrying; calls in flight not counted).
+    /// Tokens that may wait in memory (waiting + retrying; calls in flight not counted). Past it,
+    /// with a journal, tokens park there and are read back as room frees; without one, dropped.
     public let capacity: Int
     public let settings: RevocationSettings
     private let notifier: any BackendNotifier
@@ -54,7 +55,7 @@ public final class RevocationQueue: Sendable {
         self.logger = logger
         self.keyer = keyer
         self.now = now
-        machine = Mutex(StateMachine(settings: settings))
+        machine = Mutex(StateMachine(settings: settings, parksInJournal: journal != nil))
         if journal != nil {
             dispatchQueue.async { [weak self] in self?.adoptOrphans() }
         }
@@ -148,10 +149,19 @@ public final class RevocationQueue: Sendable {
                 }
             case .complete(let receipts):
                 for receipt in receipts { journal?.complete(receipt) }
+            case .readBack(let records):
+                // File reads: on the queue's thread, never on an event loop or a worker.
+                dispatchQueue.async { self.readBack(records) }
             case .log(let event):
                 log(event)
             }
         }
+    }
+
+    private func readBack(_ records: [StateMachine.ParkedRecord]) {
+        let tokens = records.map { journal?.readBack($0.receipt) }
+        let instant = now()
+        perform(machine.withLock { $0.unparked(records, tokens: tokens, now: instant) })
     }
 
     private func finished(_ key: TokenKey, _ outcome: RevocationOutcome, latency: Duration) {
@@ -205,6 +215,14 @@ public final class RevocationQueue: Sendable {
             logger.error(
                 "revocations failing: the backend does not answer, retrying until it does",
                 metadata: ["token": "\(token.fingerprint)", "reason": "\(failure)"])
+        case .dropped(let count):
+            logger.error(
+                "revocation dropped: queue full and the spool refused it, the token stays alive until it expires",
+                metadata: ["dropped": "\(count)", "capacity": "\(capacity)"])
+        case .readBackFailed(let count):
+            logger.error(
+                "parked revocations not readable back from the spool: left there for a successor to adopt",
+                metadata: ["records": "\(count)"])
         case .outageEnded(let token, let failedAttempts, let milliseconds):
             logger.notice(
                 "revocations succeeding again",

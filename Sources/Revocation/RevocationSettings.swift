@@ -3,7 +3,8 @@
 /// A plain value with defaults; the lead wires the environment onto it. Keys, key by key:
 /// - `capacity` (`CROCANTE_QUEUE_CAPACITY`, Int, default 10000): tokens that may wait in memory
 ///   for a call slot or a retry (waiting + retrying, calls in flight not counted). Past it, new
-///   tokens are dropped, counted and logged at most once a second.
+///   tokens park in the journal when there is one (read back as room frees), else are dropped,
+///   counted and logged at most once a second.
 /// - `concurrency` (`CROCANTE_BACKEND_CONCURRENCY`, Int, default 16): backend calls at once.
 /// - `dedupWindow` (`CROCANTE_DEDUP_WINDOW`, seconds, default 300): how long a token that got its
 ///   final verdict is remembered, so a replay of its cookie is not queued again.

@@ -99,10 +99,32 @@ public final class Spool: RevocationJournal {
 
     public func complete(_ receipt: JournalReceipt) {
         state.withLock { state in
-            guard state.segments[receipt.segment]?.pending.remove(receipt.record) != nil else { return }
+            guard state.segments[receipt.segment]?.pending.removeValue(forKey: receipt.record) != nil else { return }
             state.segments[receipt.segment]?.doneBuffer.append(receipt.record)
             scheduleSync(&state)
         }
+    }
+
+    public func readBack(_ receipt: JournalReceipt) -> AccessToken? {
+        let found = state.withLock { state -> (SegmentHandle, RecordPlace)? in
+            guard let segment = state.segments[receipt.segment], let place = segment.pending[receipt.record] else { return nil }
+            return (segment.handle, place)
+        }
+        guard let (handle, place) = found else { return nil }
+        let bytes: [UInt8]
+        do {
+            bytes = try SpoolFile.read(handle.fd, count: place.length, at: place.offset)
+        } catch {
+            logRateLimited("spool record cannot be read back (\(error)): left for a successor")
+            return nil
+        }
+        guard case .token(let sequence, let sealed) = SpoolFormat.readFrame(bytes), sequence == receipt.record,
+            let opened = seal.open(sealed, sequence: sequence)
+        else {
+            logRateLimited("spool record damaged since it was written: left for a successor, who counts it corrupt")
+            return nil
+        }
+        return opened.token
     }
 
     public func adoptOrphans() -> [AdoptedRevocation] {
@@ -199,7 +221,7 @@ public final class Spool: RevocationJournal {
             return .failure(error)
         }
         segment.nextSequence += 1
-        segment.pending.insert(sequence)
+        segment.pending[sequence] = RecordPlace(offset: segment.size - frame.count, length: frame.count)
         return .success(JournalReceipt(segment: id, record: sequence))
     }
 
@@ -510,6 +532,12 @@ extension Spool {
         deinit { SpoolFile.close(fd) }
     }
 
+    /// Where a token record lies in its segment file.
+    struct RecordPlace {
+        var offset: Int
+        var length: Int
+    }
+
     /// One of our segments.
     struct Segment {
         let id: UInt64
@@ -517,8 +545,9 @@ extension Spool {
         /// Bytes written and kept (a failed write is cut off again).
         var size: Int
         var nextSequence: UInt64 = 0
-        /// Token records without a done-record.
-        var pending = Set<UInt64>()
+        /// Token records without a done-record, by sequence number: where each one lies, so that
+        /// a revocation parked on disk can be read back.
+        var pending: [UInt64: RecordPlace] = [:]
         /// Completions not yet written: they go out with the next sync.
         var doneBuffer: [UInt64] = []
         /// Written since the last `fdatasync`.

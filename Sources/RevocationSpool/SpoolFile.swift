@@ -55,9 +55,10 @@ enum SpoolFile {
         return status(raw)
     }
 
-    /// `open(2)` of a new file, mode 0600, close-on-exec, refusing an existing name or a symlink.
+    /// `open(2)` of a new file, mode 0600, close-on-exec, refusing an existing name or a symlink;
+    /// readable too, for parked records read back.
     static func createExclusive(_ path: String) throws(SpoolSystemError) -> Int32 {
-        try call("open") { open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600) }
+        try call("open") { open(path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600) }
     }
 
     /// `open(2)` of an existing file for reading and writing (adoption), close-on-exec, no symlink.
@@ -79,12 +80,17 @@ enum SpoolFile {
 
     /// The whole file, read with `pread(2)` from offset 0 up to `limit` bytes.
     static func readAll(_ fd: Int32, limit: Int) throws(SpoolSystemError) -> [UInt8] {
+        try read(fd, count: limit, at: 0)
+    }
+
+    /// Up to `count` bytes from `offset`, with `pread(2)` (fewer only at the end of the file).
+    static func read(_ fd: Int32, count: Int, at offset: Int) throws(SpoolSystemError) -> [UInt8] {
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while bytes.count < limit {
-            let want = min(chunk.count, limit - bytes.count)
-            let offset = off_t(bytes.count)
-            let got = try call("pread") { chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, offset) } }
+        var chunk = [UInt8](repeating: 0, count: min(count, 64 * 1024))
+        while bytes.count < count {
+            let want = min(chunk.count, count - bytes.count)
+            let position = off_t(offset + bytes.count)
+            let got = try call("pread") { chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, position) } }
             if got == 0 { break }
             bytes.append(contentsOf: chunk[0..<got])
         }

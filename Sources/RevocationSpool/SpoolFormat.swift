@@ -133,6 +133,18 @@ enum SpoolFormat {
         return scan
     }
 
+    /// Exactly one whole frame, as `frame(kind:body:)` wrote it: nil when its length, checksum or
+    /// body does not hold (the record was damaged after it was written).
+    static func readFrame(_ bytes: [UInt8]) -> Frame? {
+        guard bytes.count >= frameOverhead,
+            Int(readLittleEndian(UInt32.self, bytes, at: 0)) == bytes.count - frameOverhead
+        else { return nil }
+        var crc = CRC32C()
+        crc.update(bytes[4..<(bytes.count - 4)])
+        guard crc.value == readLittleEndian(UInt32.self, bytes, at: bytes.count - 4) else { return nil }
+        return decode(kind: bytes[4], body: bytes[5..<(bytes.count - 4)])
+    }
+
     private static func decode(kind: UInt8, body: ArraySlice<UInt8>) -> Frame? {
         switch Kind(rawValue: kind) {
         case .token:

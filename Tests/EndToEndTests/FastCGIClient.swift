@@ -15,8 +15,9 @@ enum FastCGIClient {
         count < 128 ? [UInt8(count)] : [UInt8((count >> 24) | 0x80), UInt8((count >> 16) & 0xFF), UInt8((count >> 8) & 0xFF), UInt8(count & 0xFF)]
     }
 
-    /// A complete request: begin, the parameters nginx would send, empty stdin.
-    static func request(method: String = "POST", path: String = "/api/auth/logout", cookie: String?) -> [UInt8] {
+    /// A complete request: begin, the parameters nginx would send, empty stdin; with
+    /// `keepConnection`, the begin record's `FCGI_KEEP_CONN` flag, as `fastcgi_keep_conn on` sets it.
+    static func request(method: String = "POST", path: String = "/api/auth/logout", cookie: String?, keepConnection: Bool = false) -> [UInt8] {
         var parameters: [(String, String)] = [
             ("REQUEST_METHOD", method), ("DOCUMENT_URI", path), ("SCRIPT_NAME", path), ("REQUEST_URI", path),
             ("QUERY_STRING", ""), ("CONTENT_LENGTH", "0"), ("SERVER_PROTOCOL", "HTTP/1.1"),
@@ -26,7 +27,28 @@ enum FastCGIClient {
         for (name, value) in parameters {
             encoded += length(name.utf8.count) + length(value.utf8.count) + Array(name.utf8) + Array(value.utf8)
         }
-        return record(1, [0, 1, 0, 0, 0, 0, 0, 0]) + record(4, encoded) + record(4, []) + record(5, [])
+        return record(1, [0, 1, keepConnection ? 1 : 0, 0, 0, 0, 0, 0]) + record(4, encoded) + record(4, []) + record(5, [])
+    }
+
+    /// Reads one response on a connection that stays open: records up to and including
+    /// `FCGI_END_REQUEST`; its CGI text, or nil when the responder closed first.
+    static func responseOnKeptConnection(_ fd: Int32) throws -> String? {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var offset = 0
+            while offset + 8 <= bytes.count {
+                let length = Int(bytes[offset + 4]) << 8 | Int(bytes[offset + 5])
+                let end = offset + 8 + length + Int(bytes[offset + 6])
+                guard end <= bytes.count else { break }
+                if bytes[offset + 1] == 3 { return String(decoding: stdout(of: Array(bytes[..<end])), as: UTF8.self) }
+                offset = end
+            }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return nil }
+            guard count > 0 else { throw HarnessError("recv: errno \(errno) after \(bytes.count) bytes") }
+            bytes += buffer[..<count]
+        }
     }
 
     /// The CGI response (the STDOUT records joined) from a response stream.

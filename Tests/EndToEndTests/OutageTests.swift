@@ -34,6 +34,47 @@ struct OutageTests {
         }
     }
 
+    /// An outage with more distinct logouts than memory holds: past `CROCANTE_QUEUE_CAPACITY`
+    /// tokens park in the spool instead of being dropped; a stop hands them over, and the
+    /// successor delivers every one once the backend is up, through the same small memory.
+    @Test func tokensPastTheQueueCapacityParkInTheSpoolAndAreDelivered() throws {
+        let environment = TestStack.fastRetries.merging([
+            "CROCANTE_QUEUE_CAPACITY": "4", "CROCANTE_BACKEND_CONCURRENCY": "2", "CROCANTE_DRAIN_TIMEOUT_MS": "200",
+        ]) { $1 }
+        let options = TestStack.Options(backend: nil, environment: environment, startsResponder: false)
+        try withTestStack(options) { stack in
+            let spool = try stack.makeSpoolDirectory()
+            try stack.startResponder(["CROCANTE_SPOOL_DIR": spool])
+            let tokens = Seal.tokens(60, "parked")
+            for cookie in try Seal.sessions(tokens) {
+                #expect(try stack.logout(cookie).status == 200)
+            }
+            let during = try stack.status()
+            #expect(during["revocations_queued"] == tokens.count, "\(during)")
+            #expect((during["revocations_parked_now"] ?? 0) >= tokens.count - 4 - 2, "\(during)")
+            #expect(during["revocations_dropped"] == 0 && during["revocations_pending"]! <= 4, "\(during)")
+            let first = stack.stopResponder()
+            let handedOver = try #require(stack.responder.finalStatus)["revocations_handed_over"]
+            #expect(first.status == 0 && handedOver == tokens.count)
+
+            try stack.startBackend(name: "up")
+            try stack.startResponder(["CROCANTE_SPOOL_DIR": spool])
+            let missing = stack.waitForDelivery(of: tokens, server: "up")
+            let stopped = stack.stopResponder()
+            let totals = try #require(stack.responder.finalStatus)
+            print(
+                "outage/parked: \(during["revocations_parked"] ?? -1) parked of \(tokens.count) with capacity 4; handed over \(handedOver ?? -1); "
+                    + "successor adopted \(totals["revocations_adopted"] ?? -1), parked \(totals["revocations_parked"] ?? -1), delivered \(tokens.count - missing.count)")
+            #expect(stopped.status == 0)
+            #expect(missing.isEmpty, "\(missing.count) tokens never reached the backend")
+            #expect(totals["revocations_adopted"] == tokens.count && (totals["revocations_parked"] ?? 0) > 0)
+            #expect(totals["revocations_revoked"] == tokens.count)
+            #expect(totals["revocations_lost"] == 0 && totals["revocations_dropped"] == 0)
+            #expect(TestStack.segmentFiles(in: spool).count <= 1, "finished segments are deleted")
+            stack.expectNoSecretsInClear(inSpool: spool)
+        }
+    }
+
     /// A blackhole (connect succeeds, no answer) times out call after call; replaced by a good
     /// stand-in on the same port, it gets every token.
     @Test func aBlackholedBackendReplacedByAGoodOneGetsEveryToken() throws {

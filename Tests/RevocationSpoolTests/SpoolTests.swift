@@ -45,6 +45,37 @@ import Glibc
         #expect(third.adoptOrphans().isEmpty)
     }
 
+    /// What the queue parks is read back from the file: pending records only, adopted ones
+    /// included, and a record damaged on disk since it was written reads back as nil.
+    @Test func pendingRecordsAreReadBackFromTheirSegment() throws {
+        let directory = try SpoolDirectory()
+        let tokens = Fixtures.tokens(4)
+        let first = try Fixtures.spool(directory)
+        var receipts: [JournalReceipt] = []
+        for token in tokens { receipts.append(try #require(first.append(token: token, loggedOutAt: 7))) }
+        #expect(receipts.map { first.readBack($0) } == tokens)
+        first.complete(receipts[1])
+        #expect(first.readBack(receipts[1]) == nil)  // completed: nothing to read back
+        #expect(first.readBack(JournalReceipt(segment: 99, record: 0)) == nil)
+
+        _ = first.handOver()
+        let second = try Fixtures.spool(directory)
+        let adopted = second.adoptOrphans()
+        #expect(adopted.map { second.readBack($0.receipt) } == [tokens[0], tokens[2], tokens[3]])
+
+        // One byte flipped inside the last record's ciphertext: the checksum catches it.
+        let segment = try #require(directory.segments.last)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: segment))
+        let end = try handle.seekToEnd()
+        try handle.seek(toOffset: end - 10)
+        let byte = try #require(try handle.read(upToCount: 1)?.first)
+        try handle.seek(toOffset: end - 10)
+        try handle.write(contentsOf: [byte ^ 0xFF])
+        try handle.close()
+        #expect(second.readBack(adopted[2].receipt) == nil)
+        #expect(second.readBack(adopted[0].receipt) == tokens[0])
+    }
+
     @Test func aLiveSpoolsSegmentIsNotAdopted() throws {
         let directory = try SpoolDirectory()
         let first = try Fixtures.spool(directory)

@@ -10,7 +10,9 @@ final class RecordingJournal: RevocationJournal {
     private struct State {
         var next: UInt64 = 0
         var appended: [AccessToken] = []
+        var tokens: [JournalReceipt: AccessToken] = [:]
         var pending: Set<JournalReceipt> = []
+        var readBacks = 0
         var completed: [JournalReceipt] = []
         var orphans: [AdoptedRevocation] = []
         var adoptCalls = 0
@@ -24,6 +26,7 @@ final class RecordingJournal: RevocationJournal {
         state.withLock {
             $0.orphans = orphans
             $0.pending = Set(orphans.map(\.receipt))
+            for orphan in orphans { $0.tokens[orphan.receipt] = orphan.token }
             $0.refuseAppends = refuseAppends
         }
     }
@@ -34,6 +37,7 @@ final class RecordingJournal: RevocationJournal {
             state.next += 1
             let receipt = JournalReceipt(segment: 1, record: state.next)
             state.appended.append(token)
+            state.tokens[receipt] = token
             state.pending.insert(receipt)
             return receipt
         }
@@ -43,6 +47,13 @@ final class RecordingJournal: RevocationJournal {
         state.withLock {
             $0.completed.append(receipt)
             $0.pending.remove(receipt)
+        }
+    }
+
+    func readBack(_ receipt: JournalReceipt) -> AccessToken? {
+        state.withLock { state in
+            state.readBacks += 1
+            return state.pending.contains(receipt) ? state.tokens[receipt] : nil
         }
     }
 
@@ -67,6 +78,7 @@ final class RecordingJournal: RevocationJournal {
     var completed: [JournalReceipt] { state.withLock { $0.completed } }
     var pendingCount: Int { state.withLock { $0.pending.count } }
     var adoptCalls: Int { state.withLock { $0.adoptCalls } }
+    var readBacks: Int { state.withLock { $0.readBacks } }
     var handOverCalls: Int { state.withLock { $0.handOverCalls } }
 }
 
@@ -123,6 +135,29 @@ func flakyBackend(failures: Int, outcome: RevocationOutcome = .failed(.status(50
         #expect(errors.allSatisfy { $0.message.hasPrefix("revocations failing") })
         #expect(lines.filter { $0.level == .debug }.count == 60)
         #expect(lines.allSatisfy { !"\($0)".contains("VALUE") })
+    }
+
+    /// Ten times more distinct tokens than memory holds, against a failing backend: the
+    /// overflow parks in the journal, is read back as room frees, and every token is revoked.
+    @Test func tokensPastCapacityParkInTheJournalAndAreAllRevoked() async {
+        let notifier = flakyBackend(failures: 2)
+        let journal = RecordingJournal()
+        let queue = RevocationQueue(
+            settings: settings {
+                $0.capacity = 5
+                $0.concurrency = 2
+            }, notifier: notifier, journal: journal, logger: logger)
+        let sent = tokens(50, prefix: "parked")
+        for token in sent { queue.submit(token, loggedOutAt: RevocationInstant.current().wall) }
+        #expect(queue.counts.dropped == 0)
+        #expect(await eventually { queue.counts.revoked == 50 })
+        let counts = queue.counts
+        #expect(counts.parked >= 40 && counts.parkedNow == 0 && counts.pending == 0)
+        #expect(counts.dropped == 0 && counts.lost == 0)
+        #expect(journal.readBacks == counts.parked)
+        #expect(Set(notifier.received) == Set(sent))
+        #expect(await eventually { journal.completed.count == 50 && journal.pendingCount == 0 })
+        #expect(logs.all.allSatisfy { !"\($0)".contains("VALUE") })
     }
 
     @Test func aReplayedCookieIsCalledOnceAndNeverCrowdsOutOthers() async {

@@ -24,10 +24,11 @@ struct Driver {
     var random = SeededRandom(state: 42)
     let keyer = TokenKeyer(keyBytes: [UInt8](repeating: 7, count: 32))
 
-    init(_ configure: (inout RevocationSettings) -> Void = { _ in }) {
+    /// - Parameter parks: the queue has a journal, so tokens past `capacity` park in it.
+    init(parks: Bool = false, _ configure: (inout RevocationSettings) -> Void = { _ in }) {
         var settings = RevocationSettings()
         configure(&settings)
-        machine = Machine(settings: settings)
+        machine = Machine(settings: settings, parksInJournal: parks)
     }
 
     mutating func advance(ms: Int64) {
@@ -63,6 +64,9 @@ extension [Machine.Action] {
     }
     var completed: [JournalReceipt] {
         flatMap { if case .complete(let receipts) = $0 { return receipts } else { return [] } }
+    }
+    var readBacks: [Machine.ParkedRecord] {
+        flatMap { if case .readBack(let records) = $0 { return records } else { return [] } }
     }
     var retryDelays: [Int64] {
         compactMap { if case .scheduleRetry(_, let ms) = $0 { return ms } else { return nil } }
