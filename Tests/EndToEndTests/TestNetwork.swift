@@ -85,10 +85,20 @@ final class TestNetwork {
         try Self.ip(["-n", self.host(host).namespace, "route", on ? "add" : "del", "blackhole", "\(address)/32"])
     }
 
-    /// Deletes every namespace this network made (their veth pairs and bridge go with them).
+    /// Deletes every namespace this network made (their veth pairs and bridge go with them),
+    /// after killing any process still inside one: the stacks stop theirs by pid first, so this
+    /// only catches one whose stop failed.
     func remove() {
-        for namespace in namespaces.reversed() { _ = try? Harness.run(Self.ip, ["netns", "del", namespace]) }
+        for namespace in namespaces.reversed() { Self.delete(namespace) }
         namespaces = []
+    }
+
+    /// SIGKILLs the processes `ip netns pids` finds in `namespace`, then deletes it.
+    private static func delete(_ namespace: String) {
+        if let pids = try? Harness.run(ip, ["netns", "pids", namespace]) {
+            for pid in pids.stdout.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }
+        }
+        _ = try? Harness.run(ip, ["netns", "del", namespace])
     }
 
     deinit { remove() }
@@ -103,14 +113,15 @@ final class TestNetwork {
         guard result.status == 0 else { throw HarnessError("ip \(arguments.joined(separator: " ")): \(result.stderr)") }
     }
 
-    /// Deletes `crl-<pid>-…` namespaces of test processes that no longer exist (a run killed hard).
+    /// Deletes `crl-<pid>-…` namespaces of test processes that no longer exist (a run killed
+    /// hard), with what that run left running inside them.
     private static func removeStale() {
         guard let listing = try? Harness.run(ip, ["netns", "list"]) else { return }
         for line in listing.stdout.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
             let fields = name.split(separator: "-")
             guard fields.count >= 3, fields[0] == "crl", let pid = pid_t(fields[1]), pid != getpid() else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH { _ = try? Harness.run(ip, ["netns", "del", name]) }
+            if kill(pid, 0) != 0 && errno == ESRCH { delete(name) }
         }
     }
 }
