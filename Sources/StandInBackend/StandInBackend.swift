@@ -60,8 +60,9 @@ struct StandInBackend: ParsableCommand {
     var firstHeader: [String] = []
 
     func validate() throws {
-        // 10/8 only exists inside the scale-out tests' own network namespaces; never a public interface.
-        let isPrivate = host.split(separator: ".").count == 4 && host.hasPrefix("10.") && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+        // A 10.x address is for the scale-out tests, inside their own network namespaces; never a public one.
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        let isPrivate = octets.count == 4 && octets[0] == "10" && octets.allSatisfy { UInt8($0) != nil }
         guard host == "127.0.0.1" || host == "::1" || isPrivate else {
             throw ValidationError("--host must be a loopback address or a 10.x.x.x address")
         }
