@@ -31,11 +31,15 @@ public enum TLSFailure: String, Sendable, CaseIterable {
             self = .hostnameMismatch
             return
         }
-        guard let ssl = error as? NIOSSLError else { return nil }
-        self = Self.classify(ssl, text: text)
+        // A handshake error is a NIOSSLError; an alert read after the client's side of a TLS 1.3
+        // handshake (the server refusing the client certificate) is a bare BoringSSLError.
+        guard error is NIOSSLError || error is BoringSSLError else { return nil }
+        // A connection closed without close_notify is a connection failure, handshake or not.
+        if let error = error as? NIOSSLError, error == .uncleanShutdown { return nil }
+        self = Self.classify(text: text)
     }
 
-    private static func classify(_ error: NIOSSLError, text: String) -> TLSFailure {
+    private static func classify(text: String) -> TLSFailure {
         // BoringSSL's reason codes, as ERR_error_string_n prints them.
         let table: [(code: String, failure: TLSFailure)] = [
             ("CERTIFICATE_VERIFY_FAILED", .untrusted),

@@ -40,6 +40,7 @@ import Testing
         ("hostname", NIOSSLExtraError.failedToValidateHostname, .tls(.hostnameMismatch)),
         ("handshake timeout", HTTPClientError.tlsHandshakeTimeout, .tls(.handshakeTimeout)),
         ("empty stack", NIOSSLError.handshakeFailed(.sslError([])), .tls(.handshakeRefused)),
+        ("alert after the handshake", BoringSSLError.sslError([]), .tls(.handshakeRefused)),
         ("connect timeout", HTTPClientError.connectTimeout, .timeout),
         ("channel connect timeout", ChannelError.connectTimeout(.seconds(1)), .timeout),
     ]
