@@ -53,6 +53,9 @@ struct HTTPSBackendTests {
         Case(name: "mTLS required and missing", backend: requiringClient,
              environment: { ["API_GATEWAY": https, "CROCANTE_BACKEND_CA_FILE": $0.ca] },
              reason: "reason=tls: client certificate required"),
+        Case(name: "https to a plain-HTTP port", backend: { _ in [] },
+             environment: { ["API_GATEWAY": https, "CROCANTE_BACKEND_CA_FILE": $0.ca] },
+             reason: "reason=tls: the backend does not speak TLS on this port"),
         Case(name: "through a CONNECT proxy: revoked", backend: serving("server"),
              environment: { ["API_GATEWAY": https, "CROCANTE_BACKEND_CA_FILE": $0.ca] }, viaProxy: true, reason: nil),
     ]
