@@ -23,6 +23,7 @@ CONTENDER_NAMES = {
 SCENARIO_NAMES = {
     "none": "no cookie",
     "fast": "valid cookie, fast backend",
+    "https": "valid cookie, fast https backend (private CA, pooled TLS connections): crocante-logout only",
     "slow": "valid cookie, backend answers after 1 s",
     "refused": "valid cookie, backend refuses connections",
     "replay": "one cookie replayed on every request, backend answers after 1 s",
@@ -325,7 +326,7 @@ def scenario_table(scenario, contenders, summary):
             f"{fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | {fmt(s['max_ms'], 1)} | {fmt(s['non2xx'])} | "
             f"{fmt(s['socket_errors'])}{' (' + fmt(s['timeouts']) + ' timeouts)' if s['timeouts'] else ''} | "
             f"{cpu} | {fmt(s['nginx_cpu_us_per_req'], 1)} | "
-            f"{fmt(s['backend_cpu_us_per_req'], 1) if scenario in ('fast', 'slow') and contender in ('peer', 'crocante') else '—'} | "
+            f"{fmt(s['backend_cpu_us_per_req'], 1) if scenario in ('fast', 'https', 'slow') and contender in ('peer', 'crocante') else '—'} | "
             f"{rss} | {delivered} | {outcome} |")
     return lines + [""]
 

@@ -56,6 +56,8 @@ public final class Application {
                 "backend": "\(Configuration.redactingCredentials(configuration.backendURL))",
                 "app_env": "\(configuration.appEnvironment.rawValue)",
                 "spool": "\(configuration.spoolDirectory ?? "none")",
+                "backend_proxy": "\(configuration.backendProxy?.description ?? "none")",
+                "backend_client_certificate": "\(configuration.backendTLS?.clientKey == nil ? "no" : "yes")",
             ])
         if spool == nil {
             logger.notice(
@@ -112,7 +114,8 @@ public func buildApplication(configuration: Configuration, environment: [String:
     // spool directory must not leave a socket file behind.
     let notifier = try HTTPBackendNotifier(
         url: configuration.backendURL, concurrency: configuration.backendConcurrency,
-        connectTimeout: configuration.backendConnectTimeout, timeout: configuration.backendTimeout)
+        connectTimeout: configuration.backendConnectTimeout, timeout: configuration.backendTimeout,
+        tls: configuration.backendTLS, proxy: configuration.backendProxy)
     let spool: Spool?
     let socket: ListeningSocket
     do {

@@ -2,6 +2,7 @@ import FastCGI
 import FoundationEssentials
 import Logging
 import LogoutCore
+import Revocation
 
 /// Everything crocante-logout is told, read once at start-up from the environment (flags are
 /// written over the same names by the command line) and validated before anything starts.
@@ -28,6 +29,10 @@ public struct Configuration: Sendable {
     public var backendConcurrency: Int
     public var backendConnectTimeout: Duration
     public var backendTimeout: Duration
+    /// Trust and client certificate for an `https://` backend, loaded and checked; nil for http.
+    public var backendTLS: BackendTLS?
+    /// The egress proxy (`CROCANTE_BACKEND_PROXY`); nil connects directly.
+    public var backendProxy: BackendProxy?
     public var drainTimeout: Duration
     /// Where pending revocations survive a crash or restart; nil runs memory-only.
     public var spoolDirectory: String?
@@ -62,10 +67,12 @@ public struct Configuration: Sendable {
     /// - Parameters:
     ///   - environment: variable names to values (the process environment, with flags written over it).
     ///   - processorCount: sets the default worker count.
-    ///   - readFile: the contents of a file, or nil when it cannot be read (for `*_FILE` and credentials).
+    ///   - readFile: the contents of a file, or nil when it cannot be read (for `*_FILE`, credentials
+    ///     and PEM files).
+    ///   - now: the wall clock, for the client certificate's expiry warning.
     public init(
         environment: [String: String], processorCount: Int,
-        readFile: @escaping (String) -> String? = Configuration.readTextFile
+        readFile: @escaping (String) -> String? = Configuration.readTextFile, now: Date = Date()
     ) throws(CrocanteError) {
         let defaults = SettingDefaults(
             processorCount: processorCount, stateDirectory: environment["STATE_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 })
@@ -92,6 +99,11 @@ public struct Configuration: Sendable {
         backendConcurrency = try reader.value(Settings.backendConcurrency)
         backendConnectTimeout = try reader.value(Settings.backendConnectTimeout)
         backendTimeout = try reader.value(Settings.backendTimeout)
+        // A URL async-http-client refuses is refused here too, so check-config says what serve would.
+        try HTTPBackendNotifier.validate(url: backendURL)
+        let tlsWarnings: [String]
+        (backendTLS, tlsWarnings) = try Self.readBackendTLS(&reader, gateway: gateway, readFile: readFile, now: now)
+        backendProxy = try reader.value(Settings.backendProxy)
         drainTimeout = try reader.value(Settings.drainTimeout)
         requestTimeout = try reader.value(Settings.requestTimeout)
         let clients = try reader.value(Settings.allowedClients)
@@ -111,8 +123,38 @@ public struct Configuration: Sendable {
         }
         revocationMaxAge = try reader.value(Settings.revocationMaxAge)
         logLevel = try reader.value(Settings.logLevel)
-        warnings = reader.warnings
-        summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"]).joined(separator: "\n")
+        warnings = reader.warnings + tlsWarnings
+        let tlsLines = backendTLS?.summary(now: now).lines ?? []
+        summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"] + tlsLines
+            + tlsWarnings.map { "warning: " + $0 }).joined(separator: "\n")
+    }
+
+    /// The TLS settings read and loaded: nil for an http gateway, which may set none of them.
+    private static func readBackendTLS(
+        _ reader: inout SettingReader, gateway: String, readFile: (String) -> String?, now: Date
+    ) throws(CrocanteError) -> (BackendTLS?, [String]) {
+        func pem(_ setting: Setting<String?>) throws(CrocanteError) -> BackendTLS.PEM? {
+            let name = setting.declaration.name
+            guard let path = try reader.value(setting) else { return nil }
+            guard let text = readFile(path) else {
+                throw .invalidSetting(name, reason: "cannot read \(SettingReader.quoted(path))")
+            }
+            return BackendTLS.PEM(text: text, source: .init(setting: name, origin: SettingReader.quoted(path)))
+        }
+        let ca = try pem(Settings.backendCAFile)
+        let certificate = try pem(Settings.backendClientCertificateFile)
+        let key = try reader.secretText(named: Settings.backendClientKey).map {
+            BackendTLS.PEM(text: $0.value, source: .init(setting: $0.setting, origin: $0.origin))
+        }
+        let isHTTPS = gateway.lowercased().hasPrefix("https://")
+        guard isHTTPS else {
+            if let given = [ca?.source, certificate?.source, key?.source].compactMap({ $0 }).first {
+                throw .invalidSetting(given.setting, reason: "applies only to an https:// API_GATEWAY")
+            }
+            return (nil, [])
+        }
+        let tls = try BackendTLS(ca: ca, clientCertificate: certificate, clientKey: key)
+        return (tls, tls.summary(now: now).warnings)
     }
 
     /// The secrets that open cookies, current first.

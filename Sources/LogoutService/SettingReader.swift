@@ -52,6 +52,17 @@ struct SettingReader {
         return try found.map { found throws(CrocanteError) in try SessionSecret(found.value, setting: found.source) }
     }
 
+    /// A secret kept as text (a PEM key), read as ``secret(_:)`` reads one; `origin` says where
+    /// it came from (the variable, the file's path, or the credential), for messages.
+    mutating func secretText(named declaration: SettingDeclaration) throws(CrocanteError) -> (value: String, setting: String, origin: String)? {
+        let found = try secretText(declaration)
+        let origin: String? = found.map { found in
+            found.source.hasSuffix("_FILE") ? Self.quoted(environment[found.source] ?? "") : found.source
+        }
+        shown.append("\(declaration.name)=\(origin.map { "(set from \($0), redacted)" } ?? "(unset)")")
+        return found.map { ($0.value, $0.source, origin ?? $0.source) }
+    }
+
     private func secretText(_ declaration: SettingDeclaration) throws(CrocanteError) -> (value: String, source: String)? {
         let name = declaration.name
         if let value = text(declaration) { return (value, name) }

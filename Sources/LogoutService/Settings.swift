@@ -12,6 +12,7 @@ public enum Settings {
         keepConnections.declaration, keepaliveIdle.declaration,
         logoutPath.declaration, statusPath.declaration, pingPath.declaration, queueCapacity.declaration,
         backendConcurrency.declaration, backendConnectTimeout.declaration, backendTimeout.declaration,
+        backendCAFile.declaration, backendClientCertificateFile.declaration, backendClientKey, backendProxy.declaration,
         drainTimeout.declaration, requestTimeout.declaration, allowedClients.declaration, allowedPeers.declaration,
         secretMismatchPercent.declaration, clearCookieVariants.declaration, spoolDirectory.declaration,
         spoolSync.declaration, spoolMaxBytes.declaration, dedupWindow.declaration, retryBase.declaration,

@@ -4,6 +4,7 @@ import LogoutCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 #if canImport(Glibc)
@@ -20,17 +21,38 @@ public final class HTTPBackendNotifier: BackendNotifier {
     /// Built once: parsing the URL on every call was a fifth of the call's cost.
     private let template: HTTPClient.Request
     private let timeout: TimeAmount
+    /// For an https backend reached directly: where and how ``TLSProbe`` looks when a
+    /// certificate is refused. Nil for http, or through a proxy (the probe does not tunnel).
+    private let probe: (host: String, port: Int, configuration: TLSConfiguration, timeout: TimeAmount)?
 
     /// - Parameters:
     ///   - url: the revocation endpoint.
     ///   - concurrency: connections kept to the backend, matching the queue's concurrency cap.
     ///   - connectTimeout: deadline to establish a connection.
     ///   - timeout: deadline for the whole call, connection included.
+    ///   - tls: trust and client certificate for an `https://` URL (the system store when nil).
+    ///   - proxy: an http proxy every call goes through (`CONNECT` for https).
     /// - Throws: `CrocanteError.invalidSetting("API_GATEWAY", ...)` when async-http-client refuses
     ///   the URL or its host or port is unusable, at start rather than at the first call.
-    public init(url: String, concurrency: Int, connectTimeout: Duration, timeout: Duration) throws(CrocanteError) {
+    public init(
+        url: String, concurrency: Int, connectTimeout: Duration, timeout: Duration, tls: BackendTLS? = nil,
+        proxy: BackendProxy? = nil
+    ) throws(CrocanteError) {
         template = try Self.request(url: url)
         var configuration = HTTPClient.Configuration()
+        if template.scheme.lowercased() == "https" {
+            let tlsConfiguration: TLSConfiguration
+            if let tls {
+                tlsConfiguration = tls.configuration
+            } else {
+                tlsConfiguration = try BackendTLS(ca: nil, clientCertificate: nil, clientKey: nil).configuration
+            }
+            configuration.tlsConfiguration = tlsConfiguration
+            probe = proxy == nil ? (template.host, template.port, tlsConfiguration, TimeAmount(connectTimeout)) : nil
+        } else {
+            probe = nil
+        }
+        configuration.proxy = proxy.map { .server(host: $0.host, port: $0.port) }
         configuration.timeout = .init(connect: TimeAmount(connectTimeout), read: TimeAmount(timeout))
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
@@ -40,6 +62,12 @@ public final class HTTPBackendNotifier: BackendNotifier {
         eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         client = HTTPClient(eventLoopGroup: eventLoops, configuration: configuration)
         self.timeout = TimeAmount(timeout)
+    }
+
+    /// Throws what ``init(url:concurrency:connectTimeout:timeout:tls:proxy:)`` throws for `url`,
+    /// without making a client: for `check-config`, which must refuse the same URLs as `serve`.
+    public static func validate(url: String) throws(CrocanteError) {
+        _ = try request(url: url)
     }
 
     /// The request every call copies. Checks what async-http-client does not before NIO sees
@@ -87,18 +115,30 @@ public final class HTTPBackendNotifier: BackendNotifier {
     public func revoke(_ token: AccessToken, completion: @escaping @Sendable (RevocationOutcome) -> Void) {
         var request = template
         request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token.value)")
-        client.execute(request: request, delegate: StatusOnly(), deadline: .now() + timeout).futureResult.whenComplete { result in
+        let probe = probe
+        let task = client.execute(request: request, delegate: StatusOnly(), deadline: .now() + timeout)
+        task.futureResult.whenComplete { result in
             switch result {
             case .success(let answer):
                 let retryAfter = answer.retryAfter.flatMap { RetryAfter.parse($0, now: Self.wallNow()) }
                 completion(RevocationOutcome(status: answer.status, retryAfter: retryAfter))
             case .failure(let error):
-                completion(.failed(Self.classify(error)))
+                let failure = Self.classify(error)
+                // "Certificate verify failed" hides which check failed: one more handshake says.
+                if case .tls(let tls) = failure, tls.needsDiagnosis, let probe {
+                    TLSProbe.diagnose(
+                        host: probe.host, port: probe.port, configuration: probe.configuration, on: task.eventLoop,
+                        timeout: probe.timeout
+                    ).whenSuccess { completion(.failed(.tls($0))) }
+                } else {
+                    completion(.failed(failure))
+                }
             }
         }
     }
 
-    private static func classify(_ error: any Error) -> RevocationOutcome.Failure {
+    static func classify(_ error: any Error) -> RevocationOutcome.Failure {
+        if let tls = TLSFailure(classifying: error) { return .tls(tls) }
         if let error = error as? HTTPClientError,
             [.connectTimeout, .deadlineExceeded, .readTimeout, .writeTimeout].contains(error)
         {

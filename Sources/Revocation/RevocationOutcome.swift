@@ -17,12 +17,15 @@ public enum RevocationOutcome: Sendable, Equatable {
         case timeout
         /// Refused, reset or closed before an answer. The reason never holds the token.
         case connection(String)
+        /// The TLS handshake with the backend failed: certificate, host name, client certificate.
+        case tls(TLSFailure)
 
         public var description: String {
             switch self {
             case .status(let status): return "status \(status)"
             case .timeout: return "timeout"
             case .connection(let reason): return "connection: \(reason)"
+            case .tls(let failure): return "tls: \(failure.rawValue)"
             }
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A stand-in for the backend's logout endpoint: answers as told and records every request it
@@ -59,6 +60,18 @@ struct StandInBackend: ParsableCommand {
     @Option(help: "Extra response header for the first N requests, as 'Name: value' (repeatable).")
     var firstHeader: [String] = []
 
+    @Option(help: "PEM certificate (chain) to serve HTTPS with; needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Flag(help: "Require a client certificate issued by --client-ca (mTLS).")
+    var requireClientCert = false
+
+    @Option(help: "PEM bundle of the CAs client certificates must chain to.")
+    var clientCa: String?
+
     func validate() throws {
         // A 10.x address is for the scale-out tests, inside their own network namespaces; never a public one.
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
@@ -66,6 +79,25 @@ struct StandInBackend: ParsableCommand {
         guard host == "127.0.0.1" || host == "::1" || isPrivate else {
             throw ValidationError("--host must be a loopback address or a 10.x.x.x address")
         }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard !requireClientCert || (tlsCert != nil && clientCa != nil) else {
+            throw ValidationError("--require-client-cert needs --tls-cert, --tls-key and --client-ca")
+        }
+    }
+
+    /// The server TLS context, when --tls-cert is given: TLS 1.2 and up, a client certificate
+    /// verified against --client-ca when required (no host name check on a client).
+    func tlsContext() throws -> NIOSSLContext? {
+        guard let tlsCert, let tlsKey else { return nil }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCert).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem)))
+        configuration.minimumTLSVersion = .tlsv12
+        if requireClientCert, let clientCa {
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCa))
+        }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     func run() throws {
@@ -90,12 +122,14 @@ struct StandInBackend: ParsableCommand {
             status: HTTPResponseStatus(statusCode: status), delay: .milliseconds(Int64(delayMs)),
             headers: fields(header), behavior: behavior,
             first: first, firstStatus: HTTPResponseStatus(statusCode: firstStatus), firstHeaders: fields(firstHeader))
+        let tls = try tlsContext()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(RequestHandler(reply: reply, recorder: recorder))
                 }

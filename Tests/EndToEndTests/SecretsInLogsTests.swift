@@ -25,6 +25,16 @@ struct SecretsInLogsTests {
         #expect(SecretLedger.leaks(in: "x\(token)\(Harness.secret)") == [Harness.secret, token].sorted())
     }
 
+    /// The TLS client key (issue 11): once the test PKI exists, every line of its keys is in the
+    /// ledger, so every responder's output and every refusal is checked for them.
+    @Test func theLedgerHoldsTheClientKey() throws {
+        let pki = try TestCertificates.make()
+        let key = try String(contentsOfFile: pki.client.key, encoding: .utf8)
+        let body = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.map(String.init)
+        #expect(!body.isEmpty && body.allSatisfy { SecretLedger.all.contains($0) })
+        #expect(SecretLedger.leaks(in: "error crocante-logout: reason=\(body[0]) [Revocation] failed") == [body[0]])
+    }
+
     /// At `trace`, with a previous secret set and a failing backend: valid, rotated, forged,
     /// malformed and injection-shaped cookies, other methods and paths. Nothing of them is logged
     /// but each revoked token's fingerprint, which is what lets a line be matched to the backend.
