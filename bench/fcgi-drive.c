@@ -5,7 +5,11 @@
  * No nginx and no wrk in the profile, and a known request count to divide by.
  *
  *   cc -O2 -pthread -o fcgi-drive bench/fcgi-drive.c
- *   fcgi-drive SOCKET_PATH REQUESTS CONCURRENCY [COOKIE_HEADER]
+ *   fcgi-drive SOCKET_PATH REQUESTS CONCURRENCY [COOKIE_HEADER | @COOKIE_FILE [FIRST_LINE]]
+ *
+ * With @COOKIE_FILE (bench/seal-pool.py's output, one Cookie header value a line), request i
+ * sends line FIRST_LINE + i (cycling): distinct tokens, as the bench's pool sends them, so the
+ * profile measures the queue and the spool, not the deduplication of one replayed token.
  *
  * Prints "requests=N ok=N failed=N seconds=S". Exit status 1 if any request failed.
  */
@@ -22,6 +26,8 @@
 
 static const char *socket_path;
 static const char *cookie;
+static char **cookie_lines;
+static long cookie_count, first_line;
 static atomic_long next_request;
 static long total_requests;
 static atomic_long ok_count, failed_count;
@@ -50,11 +56,11 @@ static size_t put_param(unsigned char *p, const char *name, const char *value) {
     return (size_t)(p - start);
 }
 
-/* The request as nginx sends it with fastcgi_params + HTTP_COOKIE, built once. */
+/* The request as nginx sends it with fastcgi_params + HTTP_COOKIE, built once (or, with a
+ * cookie file, once per request). */
 static struct buffer request_bytes;
 
-static void build_request(void) {
-    struct buffer *b = &request_bytes;
+static void build_request(struct buffer *b, const char *cookie) {
     b->length = 0;
     put_record_header(b, 1, 8);  /* FCGI_BEGIN_REQUEST */
     unsigned char begin[8] = {0, 1, 0, 0, 0, 0, 0, 0};  /* role RESPONDER, flags 0 (no keep-conn) */
@@ -78,7 +84,7 @@ static void build_request(void) {
     put_record_header(b, 5, 0);  /* FCGI_STDIN, empty */
 }
 
-static int one_request(void) {
+static int one_request(const struct buffer *request) {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address = {.sun_family = AF_UNIX};
@@ -88,8 +94,8 @@ static int one_request(void) {
         usleep(1000);
     }
     size_t sent = 0;
-    while (sent < request_bytes.length) {
-        ssize_t w = write(fd, request_bytes.data + sent, request_bytes.length - sent);
+    while (sent < request->length) {
+        ssize_t w = write(fd, request->data + sent, request->length - sent);
         if (w <= 0) { close(fd); return -1; }
         sent += (size_t)w;
     }
@@ -118,25 +124,56 @@ static int one_request(void) {
     return ended && status_ok ? 0 : -1;
 }
 
+static void load_cookie_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) { perror(path); exit(66); }
+    char *line = NULL; size_t capacity = 0; ssize_t n; long allocated = 0;
+    while ((n = getline(&line, &capacity, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) continue;
+        if (cookie_count == allocated) {
+            allocated = allocated ? 2 * allocated : 1024;
+            cookie_lines = realloc(cookie_lines, (size_t)allocated * sizeof *cookie_lines);
+            if (!cookie_lines) exit(71);
+        }
+        cookie_lines[cookie_count++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    if (cookie_count == 0) { fprintf(stderr, "%s: no cookies\n", path); exit(66); }
+}
+
 static void *worker(void *unused) {
     (void)unused;
-    while (atomic_fetch_add(&next_request, 1) < total_requests) {
-        if (one_request() == 0) atomic_fetch_add(&ok_count, 1); else atomic_fetch_add(&failed_count, 1);
+    static _Thread_local struct buffer own;
+    long i;
+    while ((i = atomic_fetch_add(&next_request, 1)) < total_requests) {
+        const struct buffer *request = &request_bytes;
+        if (cookie_lines) {
+            build_request(&own, cookie_lines[(first_line + i) % cookie_count]);
+            request = &own;
+        }
+        if (one_request(request) == 0) atomic_fetch_add(&ok_count, 1); else atomic_fetch_add(&failed_count, 1);
     }
     return NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: %s SOCKET_PATH REQUESTS CONCURRENCY [COOKIE_HEADER]\n", argv[0]);
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: %s SOCKET_PATH REQUESTS CONCURRENCY [COOKIE_HEADER | @COOKIE_FILE [FIRST_LINE]]\n", argv[0]);
         return 64;
     }
     socket_path = argv[1];
     total_requests = atol(argv[2]);
     int concurrency = atoi(argv[3]);
-    cookie = argc == 5 ? argv[4] : NULL;
+    cookie = argc >= 5 ? argv[4] : NULL;
     if (concurrency < 1 || concurrency > 256) return 64;
-    build_request();
+    if (cookie && cookie[0] == '@') {
+        load_cookie_file(cookie + 1);
+        first_line = argc == 6 ? atol(argv[5]) : 0;
+        cookie = NULL;
+    }
+    build_request(&request_bytes, cookie);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_t threads[256];

@@ -19,7 +19,13 @@ CONTENDER_NAMES = {
     "floor": "floor (C on libfcgi)",
     "peer": "peer (PHP-FPM)",
     "crocante": "**crocante-logout**",
+    "floor-keep": "floor, kept connections (libfcgi honouring `fastcgi_keep_conn on`)",
+    "crocante-keep": "**crocante-logout, `CROCANTE_KEEP_CONNECTIONS=on`**",
 }
+# The contenders that open cookies and revoke tokens.
+REVOKING = ("peer", "crocante", "crocante-keep")
+# Scenarios with no cookie, where the kept-connection targets are read.
+KEEP_SCENARIOS = ("none", "keepalive-over", "crowd", "nginx4")
 SCENARIO_NAMES = {
     "none": "no cookie",
     "fast": "valid cookie, fast backend",
@@ -29,6 +35,9 @@ SCENARIO_NAMES = {
     "replay": "one cookie replayed on every request, backend answers after 1 s",
     "outage": "outage: distinct tokens at a steady rate, backend refusing, then up",
     "soak": "soak: valid cookie, backend answers after 1 s",
+    "keepalive-over": "misconfiguration: upstream `keepalive` larger than the worker count (no cookie)",
+    "crowd": "misconfiguration: many more wrk connections than workers (no cookie)",
+    "nginx4": "misconfiguration: 4 nginx worker processes (no cookie)",
 }
 # crocante-logout's counters in its final status JSON, summed over rounds (its gauges are not).
 COUNTERS = (
@@ -149,7 +158,7 @@ def render(runs, machine, summary, run_dir, out):
         lines += scenario_table(scenario, machine.get("contenders", "").split(), summary)
     lines += revocation_section(machine, scenarios, crocante)
     lines += outage_section(machine, runs)
-    lines += targets_table(target_rows(summary, crocante, soak, machine, runs))
+    lines += targets_table(target_rows(summary, crocante, soak, machine, runs) + keep_target_rows(summary, scenarios))
     lines += soak_section(machine, crocante.get("soak"), soak)
     lines += latency_section() + every_run_table(runs)
     with open(os.path.join(out, "RESULTS.md"), "w") as f:
@@ -212,9 +221,7 @@ def parameters_section(machine, legacy):
         "",
         f"- CPU: {machine.get('cpu')}, `nproc` = {machine.get('nproc')}; memory {machine.get('memory')}",
         f"- Kernel: {machine.get('kernel')}; {machine.get('os')}",
-        f"- nginx {machine.get('nginx')} (`worker_processes auto`, `access_log off`, one nginx for all contenders, "
-        "each on its own loopback port; upstreams on unix sockets in the run directory, `fastcgi_keep_conn off` "
-        "as in `nginx.conf.example`)",
+        nginx_note(machine),
         f"- {machine.get('wrk')}; {machine.get('swift')}; libfcgi {machine.get('libfcgi')}; {machine.get('cc')}; "
         f"{machine.get('php')}",
         f"- Workers: **{machine.get('workers')}** for every FastCGI contender (crocante-logout `CROCANTE_WORKERS`, "
@@ -236,6 +243,21 @@ def parameters_section(machine, legacy):
     if machine.get("peer_note"):
         lines.append(f"- {machine['peer_note']}")
     return lines + [""]
+
+
+def nginx_note(machine):
+    if not machine.get("keepalive"):  # runs from before the kept-connection contenders
+        return (f"- nginx {machine.get('nginx')} (`worker_processes auto`, `access_log off`, one nginx for all contenders, "
+                "each on its own loopback port; upstreams on unix sockets in the run directory, `fastcgi_keep_conn off` "
+                "as in `nginx.conf.example`)")
+    return (f"- nginx {machine.get('nginx')} (`worker_processes {machine.get('nginx_processes')}`, `access_log off`, "
+            "one nginx for all contenders, each on its own loopback port; upstreams on unix sockets in the run directory; "
+            "every FastCGI site is `nginx.conf.example` with `fastcgi_next_upstream error timeout non_idempotent`). "
+            "Closing contenders: `fastcgi_keep_conn off`, no upstream `keepalive`. Kept contenders (`-keep`): "
+            f"`fastcgi_keep_conn on` and `keepalive {machine.get('keepalive')}` per nginx worker (all workers' idle "
+            "connections together fit the responder's workers). Misconfigurations, each its own nginx: "
+            f"`keepalive {machine.get('over_keepalive')}` (keepalive-over), 4 worker processes with `keepalive "
+            f"{machine.get('keepalive')}` each (nginx4); crowd = wrk `-c{machine.get('crowd_connections')}` on the main nginx.")
 
 
 def cookie_note(machine):
@@ -318,7 +340,7 @@ def scenario_table(scenario, contenders, summary):
                    if st else "—")
         cpu = "—" if contender == "ceiling" else fmt(s["cpu_us_per_req"], 1)
         rss = "—" if contender == "ceiling" else fmt(s["hwm_kb"] / 1024, 1)
-        delivered = fmt(s["delivered"]) if scenario != "none" and contender in ("peer", "crocante") else "—"
+        delivered = fmt(s["delivered"]) if scenario not in KEEP_SCENARIOS and contender in REVOKING else "—"
         lines.append(
             f"| {CONTENDER_NAMES.get(contender, contender)} | {fmt(s['rps'])} | "
             f"{fmt(ratio(s['rps'], floor['rps']) if floor else None, 2)} | "
@@ -326,7 +348,7 @@ def scenario_table(scenario, contenders, summary):
             f"{fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | {fmt(s['max_ms'], 1)} | {fmt(s['non2xx'])} | "
             f"{fmt(s['socket_errors'])}{' (' + fmt(s['timeouts']) + ' timeouts)' if s['timeouts'] else ''} | "
             f"{cpu} | {fmt(s['nginx_cpu_us_per_req'], 1)} | "
-            f"{fmt(s['backend_cpu_us_per_req'], 1) if scenario in ('fast', 'https', 'slow') and contender in ('peer', 'crocante') else '—'} | "
+            f"{fmt(s['backend_cpu_us_per_req'], 1) if scenario in ('fast', 'https', 'slow') and contender in REVOKING else '—'} | "
             f"{rss} | {delivered} | {outcome} |")
     return lines + [""]
 
@@ -406,9 +428,47 @@ def target_rows(summary, c, soak, machine, runs):
     return targets
 
 
+def keep_target_rows(summary, scenarios):
+    """(target, measured, met or None) for the kept-connection mode (issue 14), from one run's adjacent rows."""
+    targets = []
+    keep, floor, floor_keep = (summary.get(("none", k)) for k in ("crocante-keep", "floor", "floor-keep"))
+    if keep and floor:
+        r = ratio(keep["rps"], floor["rps"])
+        targets.append(("no cookie, kept connections: throughput ≥ 1.3× the closing C floor",
+                        f"{fmt(keep['rps'])} vs {fmt(floor['rps'])} req/s = {r:.2f}×", r >= 1.3))
+        targets.append(("no cookie, kept connections: p99 ≤ the closing C floor's",
+                        f"{fmt(keep['p99_ms'], 2)} vs {fmt(floor['p99_ms'], 2)} ms", keep["p99_ms"] <= floor["p99_ms"]))
+    if keep and floor_keep:
+        r = ratio(keep["rps"], floor_keep["rps"])
+        targets.append(("no cookie: throughput ≥ 0.95× the C floor honouring keep-conn",
+                        f"{fmt(keep['rps'])} vs {fmt(floor_keep['rps'])} req/s = {r:.2f}×", r >= 0.95))
+    for sc in KEEP_SCENARIOS:
+        if sc not in scenarios:
+            continue
+        keep, closing, fk = (summary.get((sc, k)) for k in ("crocante-keep", "crocante", "floor-keep"))
+        if keep:
+            bad = keep["timeouts"] + keep["non2xx"] + keep["socket_errors"]
+            targets.append((f"{SCENARIO_NAMES[sc]}: kept mode has no timeouts, no non-2xx, no socket errors",
+                            f"{keep['timeouts']:,} timeouts, {keep['non2xx']:,} non-2xx, {keep['socket_errors']:,} socket errors",
+                            bad == 0))
+        if keep and closing:
+            r = ratio(keep["p99_ms"], closing["p99_ms"])
+            targets.append((f"{SCENARIO_NAMES[sc]}: kept mode p99 ≤ 2× the closing mode's",
+                            f"{fmt(keep['p99_ms'], 2)} vs {fmt(closing['p99_ms'], 2)} ms = {r:.2f}×", r <= 2.0))
+            targets.append((f"{SCENARIO_NAMES[sc]}: CPU per request, kept vs closing (reported, no target)",
+                            f"responder {fmt(keep['cpu_us_per_req'], 1)} vs {fmt(closing['cpu_us_per_req'], 1)} µs, "
+                            f"nginx {fmt(keep['nginx_cpu_us_per_req'], 1)} vs {fmt(closing['nginx_cpu_us_per_req'], 1)} µs",
+                            None))
+        if keep and fk and sc != "none":
+            targets.append((f"{SCENARIO_NAMES[sc]}: vs the naive kept C floor (reported)",
+                            f"p99 {fmt(keep['p99_ms'], 2)} vs {fmt(fk['p99_ms'], 2)} ms, max {fmt(keep['max_ms'], 1)} vs "
+                            f"{fmt(fk['max_ms'], 1)} ms, {fmt(keep['rps'])} vs {fmt(fk['rps'])} req/s", None))
+    return targets
+
+
 def revocation_section(machine, scenarios, c):
     """crocante-logout's revocation counters and spool cost per scenario."""
-    rows = [(sc, c[sc]) for sc in scenarios if c.get(sc) and c[sc]["totals"] is not None]
+    rows = [(sc, c[sc]) for sc in scenarios if c.get(sc) and c[sc]["totals"] is not None and sc not in KEEP_SCENARIOS[1:]]
     if not rows:
         return []
     lines = [

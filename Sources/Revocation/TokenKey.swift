@@ -11,10 +11,13 @@ struct TokenKey: Hashable, Sendable {
 
 /// Computes `TokenKey`s under one key, drawn at random per process unless a test gives one.
 struct TokenKeyer: Sendable {
-    private let key: SymmetricKey
+    /// HMAC with the key already absorbed: `HMAC.init(key:)` pads the key and hashes both pads,
+    /// two thirds of a key's cost (15.4k of 24.8k Ir). Each key copies this state instead; its
+    /// hashers are copy-on-write, so the copy is one small allocation.
+    private let prepared: HMAC<SHA256>
 
     init(key: SymmetricKey = SymmetricKey(size: .bits256)) {
-        self.key = key
+        prepared = HMAC<SHA256>(key: key)
     }
 
     /// A fixed key, for tests.
@@ -23,8 +26,11 @@ struct TokenKeyer: Sendable {
     }
 
     func key(for token: AccessToken) -> TokenKey {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(token.value.utf8), using: key)
-        return mac.withUnsafeBytes { bytes in
+        var hmac = prepared
+        var value = token.value
+        // The token's own UTF-8 storage, not a copy of it into an array.
+        value.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+        return hmac.finalize().withUnsafeBytes { bytes in
             var high: UInt64 = 0
             var low: UInt64 = 0
             for index in 0..<8 {

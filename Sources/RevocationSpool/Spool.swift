@@ -205,7 +205,13 @@ public final class Spool: RevocationJournal {
         } catch {
             return .failure(error)
         }
-        guard var segment = state.segments[id] else { return .failure(SpoolSystemError(operation: "segment", code: 0)) }
+        // Taken out of the table, not copied: a copy would share `pending` with the table's
+        // segment, and the insertion below would then copy the whole dictionary, on every append
+        // (14.4k Ir per append with 1,000 records pending, growing with the backlog).
+        guard var segment = state.segments.removeValue(forKey: id) else {
+            return .failure(SpoolSystemError(operation: "segment", code: 0))
+        }
+        defer { state.segments[id] = segment }
         let sequence = segment.nextSequence
         let sealed: [UInt8]
         do {
@@ -214,7 +220,6 @@ public final class Spool: RevocationJournal {
             return .failure(SpoolSystemError(operation: "seal", code: 0))
         }
         let frame = SpoolFormat.tokenFrame(sequence: sequence, sealed: sealed)
-        defer { state.segments[id] = segment }
         do throws(SpoolSystemError) {
             try write(frame, to: &segment)
         } catch {

@@ -39,6 +39,25 @@ import Testing
         #expect(SealedSession.token(fromPlaintext: data) == SealedSession.decodedToken(fromPlaintext: data))
     }
 
+    /// What `JSON.stringify({ token, issuedAt })` writes (node), one token per line.
+    static let originPlaintexts: [(String, Int64, String)] = [
+        ("abc.def-ghi_jkl", 1_732_400_000_000, #"{"token":"abc.def-ghi_jkl","issuedAt":1732400000000}"#),
+        ("a/b", 0, #"{"token":"a/b","issuedAt":0}"#),
+        ("q\"b\\s", 1, #"{"token":"q\"b\\s","issuedAt":1}"#),
+        ("\u{8}\u{c}\n\r\t\u{1}\u{1f}", 2, #"{"token":"\b\f\n\r\t\u0001\u001f","issuedAt":2}"#),
+        ("caf\u{e9}", 3, "{\"token\":\"caf\u{e9}\",\"issuedAt\":3}"),
+    ]
+
+    @Test(arguments: originPlaintexts)
+    func sealWritesTheOriginsBytes(token: String, issuedAt: Int64, json: String) throws {
+        let plaintext = try SealedSession.plaintext(token: token, issuedAtMilliseconds: issuedAt)
+        #expect(String(decoding: plaintext, as: UTF8.self) == json)
+        // The origin's shape: a header-safe token takes the fast path, and the decoder agrees.
+        let fast = plaintext.withUnsafeBytes { SealedSession.canonicalToken(in: $0) } != nil
+        #expect(fast == !json.contains("\\"))
+        #expect(SealedSession.token(fromPlaintext: plaintext) == SealedSession.decodedToken(fromPlaintext: plaintext))
+    }
+
     @Test func randomTokensAgree() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
