@@ -24,12 +24,16 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     public let counters: WorkerCounters
     /// Connections closed unserved, by reason, for the status page.
     public let refusals: RefusalCounters
+    /// Each worker's progress, for the watchdog.
+    public let heartbeats: WorkerHeartbeats
 
     /// - Parameter gate: who may connect, the record limits and the request deadline.
     public init(
         socket: ListeningSocket, responder: Responder, workers: Int, gate: ConnectionGate, counters: WorkerCounters,
-        refusals: RefusalCounters, logger: Logger
+        refusals: RefusalCounters, heartbeats: WorkerHeartbeats? = nil, logger: Logger
     ) {
+        self.heartbeats = heartbeats ?? WorkerHeartbeats(workers: workers)
+        precondition(self.heartbeats.count == workers, "one heartbeat per worker")
         self.gate = gate
         self.refusals = refusals
         self.counters = counters
@@ -41,8 +45,8 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
 
     /// Starts the worker threads. Call `initializeFastCGILibrary()` first, on the main thread.
     public func start() throws(SystemError) {
-        for _ in 0..<workerCount {
-            let thread = try spawnThread { [self] in runWorker() }
+        for index in 0..<workerCount {
+            let thread = try spawnThread { [self] in runWorker(index) }
             threads.withLock { $0.append(thread) }
         }
     }
@@ -61,14 +65,19 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         socket.closeIfOwned()
     }
 
-    private func runWorker() {
+    private func runWorker(_ index: Int) {
         let slot = RequestSlot()
         var backoff = Duration.zero
         while !stopping.load(ordering: .acquiring) {
+            if heartbeats.isParked { parkForever() }
             do {
-                guard let connection = try socket.accept() else { continue }
+                // The accept wait returns at least every poll interval: progress while idle.
+                let accepted = try socket.accept()
+                heartbeats.beat(index)
+                guard let connection = accepted else { continue }
                 backoff = .zero
                 serve(connection, with: slot)
+                heartbeats.beat(index)
             } catch {
                 // EMFILE and friends: the worker must not exit; wait and try again.
                 backoff = min(max(backoff * 2, .milliseconds(10)), .seconds(1))
@@ -132,11 +141,16 @@ public final class WorkerCounters: Sendable {
     public init() {}
 }
 
+/// Test only (``WorkerHeartbeats/parkAll()``): the worker never comes back, as a wedged one.
+private func parkForever() -> Never {
+    while true { sleepThread(for: .seconds(3600)) }
+}
+
 /// The longest a stopping worker keeps serving an owned socket's backlog.
 private let backlogDrainLimit = Duration.seconds(5)
 
 /// Starts a joinable thread (`pthread_create`, which returns its error rather than setting errno).
-private func spawnThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> pthread_t {
+func spawnThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> pthread_t {
     final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
