@@ -17,6 +17,7 @@ struct CrocanteLogoutCommand: ParsableCommand {
             line on stderr and exit status 78; a socket that cannot be opened, 71.
             `crocante-logout serve --help` lists the flags.
             """,
+        version: crocanteVersion,
         subcommands: [Serve.self, CheckConfig.self, Seal.self, PrintSettings.self],
         defaultSubcommand: Serve.self
     )

@@ -29,12 +29,17 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     public let counters: WorkerCounters
     /// Connections closed unserved, by reason, for the status page.
     public let refusals: RefusalCounters
+    /// Each worker's progress, for the watchdog.
+    public let heartbeats: WorkerHeartbeats
 
     /// - Parameter gate: who may connect, the record limits and the request deadline.
     public init(
         socket: ListeningSocket, responder: Responder, workers: Int, gate: ConnectionGate,
-        keepPolicy: KeepConnectionPolicy = .closing, counters: WorkerCounters, refusals: RefusalCounters, logger: Logger
+        keepPolicy: KeepConnectionPolicy = .closing, counters: WorkerCounters, refusals: RefusalCounters,
+        heartbeats: WorkerHeartbeats? = nil, logger: Logger
     ) {
+        self.heartbeats = heartbeats ?? WorkerHeartbeats(workers: workers)
+        precondition(self.heartbeats.count == workers, "one heartbeat per worker")
         self.gate = gate
         self.keepPolicy = keepPolicy
         self.refusals = refusals
@@ -47,8 +52,8 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
 
     /// Starts the worker threads. Call `initializeFastCGILibrary()` first, on the main thread.
     public func start() throws(SystemError) {
-        for _ in 0..<workerCount {
-            let thread = try spawnThread { [self] in runWorker() }
+        for index in 0..<workerCount {
+            let thread = try spawnThread { [self] in runWorker(index) }
             threads.withLock { $0.append(thread) }
         }
     }
@@ -67,17 +72,21 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         socket.closeIfOwned()
     }
 
-    private func runWorker() {
+    private func runWorker(_ index: Int) {
         let slot = RequestSlot()
         var backoff = Duration.zero
         while !stopping.load(ordering: .acquiring) {
+            if heartbeats.isParked { parkForever() }
             do {
                 accepting.add(1, ordering: .relaxed)
                 let accepted = Result { () throws(SystemError) in try socket.accept() }
                 accepting.subtract(1, ordering: .relaxed)
+                // The accept wait returns at least every poll interval: progress while idle.
+                heartbeats.beat(index)
                 guard let connection = try accepted.get() else { continue }
                 backoff = .zero
-                serve(connection, with: slot)
+                serve(connection, with: slot, worker: index)
+                heartbeats.beat(index)
             } catch {
                 // EMFILE and friends: the worker must not exit; wait and try again.
                 backoff = min(max(backoff * 2, .milliseconds(10)), .seconds(1))
@@ -85,23 +94,23 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
                 sleepThread(for: backoff)
             }
         }
-        if socket.isOwned { serveBacklog(with: slot) }
+        if socket.isOwned { serveBacklog(with: slot, worker: index) }
     }
 
     /// Serves the connections already queued on a socket we are about to close, so that nginx
     /// gets an answer for every request it has sent.
-    private func serveBacklog(with slot: RequestSlot) {
+    private func serveBacklog(with slot: RequestSlot, worker index: Int) {
         let clock = ContinuousClock()
         let deadline = clock.now + backlogDrainLimit
         while clock.now < deadline, socket.hasPendingConnection() {
             guard let connection = try? socket.accept() else { continue }
-            serve(connection, with: slot)
+            serve(connection, with: slot, worker: index)
         }
     }
 
     /// Serves `connection`'s request, then, when it is kept, its next ones until the policy
     /// says to let it go; closes it in the end.
-    private func serve(_ connection: Int32, with slot: RequestSlot) {
+    private func serve(_ connection: Int32, with slot: RequestSlot, worker index: Int) {
         if keepPolicy.enabled {
             // All I/O on it is then non-blocking: waits are the gate's and the keep poll's, bounded.
             try? setNonBlocking(connection)
@@ -112,7 +121,7 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         }
         guard serveRequest(on: connection, with: slot) else { return }
         while true {
-            switch awaitNextRequest(on: connection) {
+            switch awaitNextRequest(on: connection, worker: index) {
             case .serveNext:
                 counters.keptRequests.add(1, ordering: .relaxed)
                 guard serveRequest(on: connection, with: slot) else { return }
@@ -155,7 +164,9 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     }
 
     /// Waits on a kept connection for nginx's next request, looking at the listening socket too.
-    private func awaitNextRequest(on connection: Int32) -> KeepConnectionPolicy.Step {
+    /// Beats the worker's heartbeat at every look (a kept connection is progress, not a wedge),
+    /// and gives the connection up when the workers are parked (the watchdog's test wedge).
+    private func awaitNextRequest(on connection: Int32, worker index: Int) -> KeepConnectionPolicy.Step {
         let clock = ContinuousClock()
         let idleSince = clock.now
         var muteListener = false
@@ -170,7 +181,9 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
             let step = keepPolicy.step(
                 connectionReadable: connectionEvents & Int16(POLLIN) != 0,
                 connectionClosed: connectionEvents & (Int16(POLLHUP) | Int16(POLLERR) | pollReadHangUp) != 0,
-                othersWaiting: othersWaiting, idleFor: clock.now - idleSince, stopping: stopping.load(ordering: .acquiring))
+                othersWaiting: othersWaiting, idleFor: clock.now - idleSince,
+                stopping: stopping.load(ordering: .acquiring) || heartbeats.isParked)
+            heartbeats.beat(index)
             if step != .keepWaiting { return step }
             // Pending, but a worker in accept takes it: look at the connection alone for a
             // moment rather than spin on the listener.
@@ -195,11 +208,16 @@ public final class WorkerCounters: Sendable {
     public init() {}
 }
 
+/// Test only (``WorkerHeartbeats/parkAll()``): the worker never comes back, as a wedged one.
+private func parkForever() -> Never {
+    while true { sleepThread(for: .seconds(3600)) }
+}
+
 /// The longest a stopping worker keeps serving an owned socket's backlog.
 private let backlogDrainLimit = Duration.seconds(5)
 
 /// Starts a joinable thread (`pthread_create`, which returns its error rather than setting errno).
-private func spawnThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> pthread_t {
+func spawnThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> pthread_t {
     final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }

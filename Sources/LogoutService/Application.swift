@@ -49,6 +49,14 @@ public final class Application {
         }
         for warning in configuration.warnings { logger.warning("\(warning)") }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())", environment: environment)
+        let watchdog: Watchdog?
+        do {
+            watchdog = try Watchdog.start(
+                environment: environment, heartbeats: server.heartbeats,
+                allowance: configuration.watchdogAllowance, logger: logger)
+        } catch {
+            throw .cannotStart(operation: "starting the watchdog thread", reason: "\(error)")
+        }
         logger.notice(
             "ready",
             metadata: [
@@ -68,6 +76,7 @@ public final class Application {
         logger.notice("stopping", metadata: ["signal": "\(ShutdownSignals.name(signal))"])
         SystemdNotify.send("STOPPING=1", environment: environment)
         reportLaterSignals()
+        watchdog?.stop()
         server.stop()
         server.wait()
         let counts = revocations.drain(timeout: configuration.drainTimeout)
@@ -129,16 +138,18 @@ public func buildApplication(configuration: Configuration, environment: [String:
     let revocations = RevocationQueue(
         settings: configuration.revocationSettings, notifier: notifier, journal: spool, logger: logger)
     let workerCounters = WorkerCounters()
+    let heartbeats = WorkerHeartbeats(workers: configuration.workers)
     let refusals = RefusalCounters()
     let responder = LogoutResponder(
         router: Router(configuration: configuration), revocations: revocations, spool: spool,
-        workers: workerCounters,
+        workers: workerCounters, heartbeats: heartbeats,
         workerCount: configuration.workers, refusals: refusals, logger: logger,
         mismatches: .init(share: configuration.secretMismatchShare))
     let gate = ConnectionGate(allowlist: configuration.allowlist, requestTimeout: configuration.requestTimeout)
     let server = FastCGIServer(
         socket: socket, responder: responder, workers: configuration.workers, gate: gate,
-        keepPolicy: configuration.keepPolicy, counters: workerCounters, refusals: refusals, logger: logger)
+        keepPolicy: configuration.keepPolicy, counters: workerCounters, refusals: refusals, heartbeats: heartbeats,
+        logger: logger)
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
         responder: responder, revocations: revocations, spool: spool, notifier: notifier)
@@ -154,6 +165,10 @@ private func openSpool(configuration: Configuration, logger: Logger) throws(Croc
 }
 
 extension Configuration {
+    /// The longest a healthy worker goes without progress: a connection's request deadline, the
+    /// lingering close (1 s), and two accept polls with a margin (2 s). Past it, no more watchdog pings.
+    var watchdogAllowance: Duration { requestTimeout + .seconds(3) }
+
     /// The revocation queue's part of the configuration.
     var revocationSettings: RevocationSettings {
         var settings = RevocationSettings(capacity: queueCapacity, concurrency: backendConcurrency)

@@ -53,6 +53,10 @@ public struct Configuration: Sendable {
     public var secretMismatchShare: Double
     /// Extra `Domain=` attributes, one more cleared cookie each (`CROCANTE_CLEAR_COOKIE_VARIANTS`).
     public var clearCookieVariants: [String]
+    /// Test only, deliberately not in the settings table: `CROCANTE_TEST_WEDGE_PATH`, a path whose
+    /// request parks every worker for good, so that a test can see systemd's watchdog restart a
+    /// wedged responder. Unset (the only sane production value), no path does it.
+    public var testWedgePath: String?
     /// Accepted but suspicious values, to log as warnings at start-up; never a secret.
     public let warnings: [String]
     /// `NAME=value` for every setting in table order, secrets redacted: what `check-config` prints.
@@ -62,6 +66,9 @@ public struct Configuration: Sendable {
     public enum AppEnvironment: String, Sendable, CaseIterable {
         case development, staging, production
     }
+
+    /// The test-only variable of ``testWedgePath``.
+    public static let testWedgeVariable = "CROCANTE_TEST_WEDGE_PATH"
 
     /// Reads and validates every setting.
     /// - Parameters:
@@ -123,7 +130,15 @@ public struct Configuration: Sendable {
         }
         revocationMaxAge = try reader.value(Settings.revocationMaxAge)
         logLevel = try reader.value(Settings.logLevel)
-        warnings = reader.warnings + tlsWarnings
+        var warnings = reader.warnings + tlsWarnings
+        if let wedge = environment[Self.testWedgeVariable], !wedge.isEmpty {
+            guard wedge.hasPrefix("/"), ![logoutPath, statusPath, pingPath].contains(wedge) else {
+                throw .invalidSetting(Self.testWedgeVariable, reason: "must be an absolute path unlike the other paths")
+            }
+            testWedgePath = wedge
+            warnings.append("\(Self.testWedgeVariable) is set: a request to it wedges every worker (for tests only)")
+        }
+        self.warnings = warnings
         let tlsLines = backendTLS?.summary(now: now).lines ?? []
         summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"] + tlsLines
             + tlsWarnings.map { "warning: " + $0 }).joined(separator: "\n")

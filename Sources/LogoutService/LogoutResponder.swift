@@ -13,6 +13,8 @@ struct LogoutResponder: FastCGIResponder {
     /// The durable spool behind the queue, for its counters; nil in memory-only mode.
     let spool: (any RevocationJournal)?
     let workers: WorkerCounters
+    /// The workers' progress, parked by the test-only wedge route.
+    let heartbeats: WorkerHeartbeats
     let workerCount: Int
     let refusals: RefusalCounters
     let logger: Logger
@@ -50,6 +52,10 @@ struct LogoutResponder: FastCGIResponder {
         case .status(let format):
             return statusReport().response(format).bytes
         case .ping:
+            return LogoutResponse.pong.bytes
+        case .wedge:
+            logger.warning("test wedge: every worker parks for good; only the watchdog gets the responder back")
+            heartbeats.parkAll()
             return LogoutResponse.pong.bytes
         case .notFound:
             return LogoutResponse.notFound.bytes

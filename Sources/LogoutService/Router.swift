@@ -11,15 +11,19 @@ public struct Router: Sendable {
         case status(StatusReport.Format)
         /// Liveness (any method).
         case ping
+        /// Test only (``Configuration/testWedgePath``): park every worker.
+        case wedge
         case notFound
     }
 
     private let logoutPath: String
     private let statusPath: String
     private let pingPath: String
+    private let wedgePath: String?
     private let endpoint: LogoutEndpoint
 
-    public init(logoutPath: String, statusPath: String, pingPath: String, endpoint: LogoutEndpoint) {
+    public init(logoutPath: String, statusPath: String, pingPath: String, wedgePath: String? = nil, endpoint: LogoutEndpoint) {
+        self.wedgePath = wedgePath
         self.logoutPath = logoutPath
         self.statusPath = statusPath
         self.pingPath = pingPath
@@ -29,6 +33,7 @@ public struct Router: Sendable {
     public init(configuration: Configuration) {
         self.init(
             logoutPath: configuration.logoutPath, statusPath: configuration.statusPath, pingPath: configuration.pingPath,
+            wedgePath: configuration.testWedgePath,
             endpoint: LogoutEndpoint(
                 opener: SealedSession.Opener(secrets: configuration.sessionSecrets), secureCookie: configuration.secureCookie,
                 clearCookieVariants: configuration.clearCookieVariants))
@@ -40,6 +45,7 @@ public struct Router: Sendable {
         case logoutPath: return .logout(endpoint.decide(method: request.method, cookieHeader: request.cookieHeader))
         case statusPath: return .status(StatusReport.Format(query: request.query))
         case pingPath: return .ping
+        case let path where path == wedgePath: return .wedge
         default: return .notFound
         }
     }
