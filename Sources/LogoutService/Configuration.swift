@@ -46,6 +46,8 @@ public struct Configuration: Sendable {
     public var secretMismatchShare: Double
     /// Extra `Domain=` attributes, one more cleared cookie each (`CROCANTE_CLEAR_COOKIE_VARIANTS`).
     public var clearCookieVariants: [String]
+    /// The `Clear-Site-Data` value the logout answer carries, quoted; nil sends none (`CROCANTE_CLEAR_SITE_DATA`).
+    public var clearSiteData: String?
     /// Accepted but suspicious values, to log as warnings at start-up; never a secret.
     public let warnings: [String]
     /// `NAME=value` for every setting in table order, secrets redacted: what `check-config` prints.
@@ -95,6 +97,7 @@ public struct Configuration: Sendable {
         allowlist = ConnectionAllowlist(clients: clients, users: peers.users, groups: peers.groups)
         secretMismatchShare = Double(try reader.value(Settings.secretMismatchPercent)) / 100
         clearCookieVariants = try reader.value(Settings.clearCookieVariants)
+        clearSiteData = try reader.value(Settings.clearSiteData)
         spoolDirectory = try reader.value(Settings.spoolDirectory)
         spoolDirectorySource = reader.isGiven(Settings.spoolDirectory.declaration) ? Settings.spoolDirectory.declaration.name : "STATE_DIRECTORY"
         spoolSyncInterval = try reader.value(Settings.spoolSync)

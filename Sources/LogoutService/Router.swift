@@ -31,7 +31,7 @@ public struct Router: Sendable {
             logoutPath: configuration.logoutPath, statusPath: configuration.statusPath, pingPath: configuration.pingPath,
             endpoint: LogoutEndpoint(
                 opener: SealedSession.Opener(secrets: configuration.sessionSecrets), secureCookie: configuration.secureCookie,
-                clearCookieVariants: configuration.clearCookieVariants))
+                clearCookieVariants: configuration.clearCookieVariants, clearSiteData: configuration.clearSiteData))
     }
 
     /// Paths are compared exactly: nginx has already decoded and normalised `DOCUMENT_URI`.

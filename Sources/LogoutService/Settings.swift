@@ -12,7 +12,8 @@ public enum Settings {
         logoutPath.declaration, statusPath.declaration, pingPath.declaration, queueCapacity.declaration,
         backendConcurrency.declaration, backendConnectTimeout.declaration, backendTimeout.declaration,
         drainTimeout.declaration, requestTimeout.declaration, allowedClients.declaration, allowedPeers.declaration,
-        secretMismatchPercent.declaration, clearCookieVariants.declaration, spoolDirectory.declaration,
+        secretMismatchPercent.declaration, clearCookieVariants.declaration, clearSiteData.declaration,
+        spoolDirectory.declaration,
         spoolSync.declaration, spoolMaxBytes.declaration, dedupWindow.declaration, retryBase.declaration,
         retryMax.declaration, revocationMaxAge.declaration, logLevel.declaration,
     ]
