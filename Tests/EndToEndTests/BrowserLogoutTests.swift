@@ -26,6 +26,7 @@ struct BrowserLogoutTests {
             try page.setCookie(stack, name: "crocante_session", value: cookie)
             try page.setCookie(stack, name: "app_pref", value: "dark", httpOnly: false)
             #expect(try page.cookieNames() == ["app_pref", "crocante_session"])
+            #expect(try page.sessionCookieAttributes() == .init(httpOnly: true, secure: true, sameSite: "Strict", path: "/"))
             try page.seedLocalState()
 
             let result = try page.logout()
@@ -130,12 +131,17 @@ struct BrowserLogoutTests {
         if let directory = ProcessInfo.processInfo.environment["CROCANTE_SCREENSHOT_DIR"] {
             artefacts = URL(fileURLWithPath: directory, relativeTo: Harness.packageRoot)
         } else {
-            artefacts = try Harness.temporaryDirectory()
+            // Kept after the test (the stack's own directory is removed): the artefacts.
+            var template = Array("/tmp/crocante-browser-screenshots-XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+            artefacts = URL(fileURLWithPath: String(cString: made))
         }
         try withBrowser(.init(site: try Self.demoSite(cookie: cookie))) { stack, page in
             try page.open(stack, host: "localhost")
             try page.evaluate("document.getElementById('login').click(), true")
             try page.waitUntil("document.getElementById('cookie').textContent === 'present' && document.getElementById('mode').textContent === 'real'")
+            // nginx (web/nginx-demo.conf) set it as the login service does; development: not Secure.
+            #expect(try page.sessionCookieAttributes() == .init(httpOnly: true, secure: false, sameSite: "Strict", path: "/"))
             let before = artefacts.appendingPathComponent("demo-before-logout.png")
             try page.screenshot(to: before)
 
@@ -188,6 +194,22 @@ extension BrowserPage {
                 "httpOnly": httpOnly, "secure": true, "sameSite": "Strict",
             ])
         if let success = reply["success"] as? Bool, !success { throw HarnessError("the browser refused the cookie \(name)") }
+    }
+
+    struct CookieAttributes: Equatable {
+        let httpOnly: Bool?
+        let secure: Bool?
+        let sameSite: String?
+        let path: String?
+    }
+
+    /// How the browser holds `crocante_session`, or nil when it holds none.
+    func sessionCookieAttributes() throws -> CookieAttributes? {
+        try cookies().first { $0["name"] as? String == "crocante_session" }.map {
+            CookieAttributes(
+                httpOnly: $0["httpOnly"] as? Bool, secure: $0["secure"] as? Bool, sameSite: $0["sameSite"] as? String,
+                path: $0["path"] as? String)
+        }
     }
 
     /// The names of every cookie in the browser's jar, sorted.

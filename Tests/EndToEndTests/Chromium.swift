@@ -33,6 +33,8 @@ final class Chromium {
     /// Starts the browser with a fresh profile under `directory`.
     init(directory: URL) throws {
         guard let executable = Self.executable else { throw HarnessError("chromium is not installed") }
+        // A browser that died must fail its test with EPIPE, not kill the test process with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         self.directory = directory
         let profile = directory.appendingPathComponent("chromium-profile")
         try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
