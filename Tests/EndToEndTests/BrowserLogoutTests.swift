@@ -73,6 +73,7 @@ struct BrowserLogoutTests {
             #expect(result.outcome == "timeout" && result.status == nil)
             #expect(try page.localStorage() == Self.afterLogoutStorage)
             #expect(try page.modeEvents() == ["none"])
+            #expect(try page.cookieNames() == ["crocante_session"])
         }
     }
 
@@ -119,6 +120,7 @@ struct BrowserLogoutTests {
             #expect(stack.backendReaches(1))
             #expect(stack.backendBearers == ["Bearer \(token)"])
             #expect(try page.localStorage() == Self.afterLogoutStorage)
+            #expect(try page.modeEvents() == ["none"])
         }
     }
 

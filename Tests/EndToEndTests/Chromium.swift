@@ -48,8 +48,10 @@ final class Chromium {
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
             "about:blank",
         ]
-        // Chromium refuses to start its sandbox as root; CI runs as root.
-        if geteuid() == 0 { arguments.insert("--no-sandbox", at: 0) }
+        // Chromium refuses its sandbox as root (CI runs as root), and without root it needs user
+        // namespaces, which many CI containers lack. The browser only ever loads our own pages from
+        // loopback (every other name fails to resolve), so the tests run it unsandboxed everywhere.
+        arguments.insert("--no-sandbox", at: 0)
         let toBrowser = Pipe(), fromBrowser = Pipe()
         let log = directory.appendingPathComponent("chromium.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -185,7 +187,7 @@ struct BrowserPage {
     }
 
     /// Polls a JavaScript condition until it is true; errors while a page is being replaced count as false.
-    func waitUntil(_ condition: String, timeout: Duration = .seconds(20)) throws {
+    func waitUntil(_ condition: String, timeout: Duration = .seconds(45)) throws {
         let met = Harness.waitUntil(timeout: timeout) { ((try? evaluate(condition, timeout: .seconds(5))) as? Bool) == true }
         guard met else { throw HarnessError("page never met: \(condition)") }
     }
