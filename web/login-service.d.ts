@@ -39,7 +39,8 @@ export declare class LoginService {
   /**
    * `POST`s the logout endpoint with credentials and JSON headers, ignores network errors and
    * non-2xx answers, then removes the storage keys, writes the mode `"none"` and dispatches the
-   * event once. Never rejects.
+   * event once. Never rejects. A call made while another is in flight returns that call's
+   * promise (its options win): one request, one event.
    */
   static logout(options?: LogoutOptions): Promise<LogoutResult>;
 }

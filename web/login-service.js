@@ -41,13 +41,24 @@ export class LoginService {
    * Resolves once the local state is cleared and the event dispatched, with what the server
    * did: `{ outcome: "ok" | "http-error" | "network-error" | "timeout", status }`.
    */
-  static async logout(options = {}) {
-    const settings = { ...configured, ...options };
-    const result = await callEndpoint(settings);
-    clearLocalSession(settings);
-    dispatchModeChanged(settings);
-    return result;
+  static logout(options = {}) {
+    // A second call while one runs (a double click) joins it: one request, one event.
+    if (!pending) {
+      pending = logoutOnce({ ...configured, ...options }).finally(() => {
+        pending = null;
+      });
+    }
+    return pending;
   }
+}
+
+let pending = null;
+
+async function logoutOnce(settings) {
+  const result = await callEndpoint(settings);
+  clearLocalSession(settings);
+  dispatchModeChanged(settings);
+  return result;
 }
 
 async function callEndpoint({ endpoint, timeoutMs }) {

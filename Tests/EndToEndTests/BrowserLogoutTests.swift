@@ -69,7 +69,8 @@ struct BrowserLogoutTests {
             try page.seedLocalState()
 
             // Resolving as "timeout" (not nginx's 504 after 15 s) is the client's AbortController at work.
-            let result = try page.logout(timeoutMs: 1000)
+            // A double click while the request hangs joins the first call: one event below.
+            let result = try page.logout(timeoutMs: 1000, clicks: 2)
             #expect(result.outcome == "timeout" && result.status == nil)
             #expect(try page.localStorage() == Self.afterLogoutStorage)
             #expect(try page.modeEvents() == ["none"])
@@ -233,11 +234,18 @@ extension BrowserPage {
         try evaluate(script)
     }
 
-    /// `LoginService.logout()` from web/login-service.js, awaited.
-    func logout(timeoutMs: Int? = nil) throws -> (outcome: String?, status: Int?) {
+    /// `LoginService.logout()` from web/login-service.js, awaited; `clicks` calls at once
+    /// must all get the same result, which is returned.
+    func logout(timeoutMs: Int? = nil, clicks: Int = 1) throws -> (outcome: String?, status: Int?) {
         let options = timeoutMs.map { "{ timeoutMs: \($0) }" } ?? "{}"
         let value = try evaluate(
-            "import('/web/login-service.js').then((module) => module.LoginService.logout(\(options)))", timeout: .seconds(40))
+            """
+            import('/web/login-service.js').then(async (module) => {
+              const results = await Promise.all(Array.from({ length: \(clicks) }, () => module.LoginService.logout(\(options))));
+              if (results.some((result) => result !== results[0])) throw new Error("calls in flight got different results");
+              return results[0];
+            })
+            """, timeout: .seconds(40))
         let result = value as? [String: Any] ?? [:]
         return (result["outcome"] as? String, result["status"] as? Int)
     }

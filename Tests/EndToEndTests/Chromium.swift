@@ -15,11 +15,12 @@ import Glibc
 final class Chromium {
     /// The browser, when installed (`scripts/install-deps` installs Debian's `chromium`).
     // The binary itself, not /usr/bin/chromium: that wrapper sources /etc/chromium.d (API keys,
-    // extension flags) and would sit between the test and the pid it stops.
-    static let executable: String? = ["/usr/lib/chromium/chromium"]
+    // extension flags) and would sit between the test and the pid it stops. `CROCANTE_CHROMIUM`
+    // names another build.
+    static let executable: String? = [ProcessInfo.processInfo.environment["CROCANTE_CHROMIUM"] ?? "/usr/lib/chromium/chromium"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
     static var isInstalled: Bool { executable != nil }
-    static let missingReason: Comment = "chromium is not installed (Debian: apt-get install chromium, as scripts/install-deps does): the real-browser tests are skipped"
+    static let missingReason: Comment = "no chromium at /usr/lib/chromium/chromium or $CROCANTE_CHROMIUM (Debian: apt-get install chromium, as scripts/install-deps does): the real-browser tests are skipped"
 
     let process = Process()
     let directory: URL
