@@ -31,9 +31,11 @@ public struct LogoutEndpoint: Sendable {
 
     /// - Parameter clearCookieVariants: `Domain=` attributes for one more cleared cookie each
     ///   (`CROCANTE_CLEAR_COOKIE_VARIANTS`); none keeps the origin's answer byte for byte.
-    public init(opener: SealedSession.Opener, secureCookie: Bool, clearCookieVariants: [String] = []) {
+    /// - Parameter clearSiteData: a `Clear-Site-Data` header value (`CROCANTE_CLEAR_SITE_DATA`);
+    ///   nil, the default, sends none. Rendered into the response bytes here, once.
+    public init(opener: SealedSession.Opener, secureCookie: Bool, clearCookieVariants: [String] = [], clearSiteData: String? = nil) {
         self.opener = opener
-        self.loggedOut = .loggedOut(secure: secureCookie, variants: clearCookieVariants)
+        self.loggedOut = .loggedOut(secure: secureCookie, variants: clearCookieVariants, clearSiteData: clearSiteData)
     }
 
     /// - Parameters:

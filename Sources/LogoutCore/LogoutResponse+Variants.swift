@@ -3,11 +3,15 @@ extension LogoutResponse {
     /// more `Set-Cookie` per `Domain=` variant: a cookie of the same name planted for a parent
     /// domain is only removed by a `Set-Cookie` naming that domain. With no variants, the bytes
     /// are exactly `loggedOut(secure:)`'s.
-    public static func loggedOut(secure: Bool, variants: [String]) -> LogoutResponse {
-        guard !variants.isEmpty else { return loggedOut(secure: secure) }
+    ///
+    /// - Parameter clearSiteData: a `Clear-Site-Data` value (``clearSiteData(parsing:)``), sent
+    ///   after the cookies; nil sends none.
+    public static func loggedOut(secure: Bool, variants: [String], clearSiteData: String? = nil) -> LogoutResponse {
+        guard !variants.isEmpty || clearSiteData != nil else { return loggedOut(secure: secure) }
         let base = "\(SessionCookie.name)=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Strict"
             + (secure ? "; Secure" : "")
         let headers = [("Set-Cookie", base)] + variants.map { ("Set-Cookie", base + "; " + $0) }
+            + (clearSiteData.map { [("Clear-Site-Data", $0)] } ?? [])
         return LogoutResponse(status: "200 OK", headers: headers, body: #"{"success":true}"#)
     }
 

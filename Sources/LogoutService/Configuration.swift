@@ -53,6 +53,8 @@ public struct Configuration: Sendable {
     public var secretMismatchShare: Double
     /// Extra `Domain=` attributes, one more cleared cookie each (`CROCANTE_CLEAR_COOKIE_VARIANTS`).
     public var clearCookieVariants: [String]
+    /// The `Clear-Site-Data` value the logout answer carries, quoted; nil sends none (`CROCANTE_CLEAR_SITE_DATA`).
+    public var clearSiteData: String?
     /// Test only, deliberately not in the settings table: `CROCANTE_TEST_WEDGE_PATH`, a path whose
     /// request parks every worker for good, so that a test can see systemd's watchdog restart a
     /// wedged responder. Unset (the only sane production value), no path does it.
@@ -118,6 +120,7 @@ public struct Configuration: Sendable {
         allowlist = ConnectionAllowlist(clients: clients, users: peers.users, groups: peers.groups)
         secretMismatchShare = Double(try reader.value(Settings.secretMismatchPercent)) / 100
         clearCookieVariants = try reader.value(Settings.clearCookieVariants)
+        clearSiteData = try reader.value(Settings.clearSiteData)
         spoolDirectory = try reader.value(Settings.spoolDirectory)
         spoolDirectorySource = reader.isGiven(Settings.spoolDirectory.declaration) ? Settings.spoolDirectory.declaration.name : "STATE_DIRECTORY"
         spoolSyncInterval = try reader.value(Settings.spoolSync)

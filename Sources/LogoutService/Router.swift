@@ -36,7 +36,7 @@ public struct Router: Sendable {
             wedgePath: configuration.testWedgePath,
             endpoint: LogoutEndpoint(
                 opener: SealedSession.Opener(secrets: configuration.sessionSecrets), secureCookie: configuration.secureCookie,
-                clearCookieVariants: configuration.clearCookieVariants))
+                clearCookieVariants: configuration.clearCookieVariants, clearSiteData: configuration.clearSiteData))
     }
 
     /// Paths are compared exactly: nginx has already decoded and normalised `DOCUMENT_URI`.

@@ -14,7 +14,8 @@ public enum Settings {
         backendConcurrency.declaration, backendConnectTimeout.declaration, backendTimeout.declaration,
         backendCAFile.declaration, backendClientCertificateFile.declaration, backendClientKey, backendProxy.declaration,
         drainTimeout.declaration, requestTimeout.declaration, allowedClients.declaration, allowedPeers.declaration,
-        secretMismatchPercent.declaration, clearCookieVariants.declaration, spoolDirectory.declaration,
+        secretMismatchPercent.declaration, clearCookieVariants.declaration, clearSiteData.declaration,
+        spoolDirectory.declaration,
         spoolSync.declaration, spoolMaxBytes.declaration, dedupWindow.declaration, retryBase.declaration,
         retryMax.declaration, revocationMaxAge.declaration, logLevel.declaration,
     ]

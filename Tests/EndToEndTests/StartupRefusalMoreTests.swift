@@ -61,6 +61,8 @@ import Glibc
         Refusal(["CROCANTE_BACKEND_TIMEOUT_MS": "300001"], "CROCANTE_BACKEND_TIMEOUT_MS is invalid"),
         Refusal(["CROCANTE_DRAIN_TIMEOUT_MS": "1e3"], "CROCANTE_DRAIN_TIMEOUT_MS is invalid"),
         Refusal(["CROCANTE_LOG_LEVEL": "verbose"], "CROCANTE_LOG_LEVEL is invalid"),
+        Refusal(["CROCANTE_CLEAR_SITE_DATA": "cookie"], "CROCANTE_CLEAR_SITE_DATA is invalid"),
+        Refusal(["CROCANTE_CLEAR_SITE_DATA": "cookies, cookies"], "CROCANTE_CLEAR_SITE_DATA is invalid"),
         // A flag wins over its variable, and is validated the same way.
         Refusal(["CROCANTE_WORKERS": "4"], "CROCANTE_WORKERS is invalid", flags: ["--workers", "0"]),
         Refusal([:], "API_GATEWAY is invalid", flags: ["--api-gateway", "ftp://127.0.0.1"]),

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import LogoutCore
 import Revocation
@@ -279,17 +280,21 @@ func tokens(_ count: Int, prefix: String = "tok-VALUE") -> [AccessToken] {
         for token in tokens(5) { queue.enqueue(token) }
         #expect(await eventually { notifier.heldCount == 2 })
 
-        let draining = Task.detached { queue.drain(timeout: .seconds(30)) }
+        // drain() blocks its thread: on a Dispatch thread, not the tests' small cooperative pool,
+        // where under a loaded parallel run it may not start within the wait below.
+        let drained = Mutex<RevocationQueue.Counts?>(nil)
+        DispatchQueue.global().async { drained.withLock { $0 = queue.drain(timeout: .seconds(30)) } }
         // Drain has begun once the queue refuses tokens; probes taken before that are revoked too.
         var probe = 0
         #expect(
-            await eventually {
+            await eventually(within: .seconds(30)) {
                 queue.enqueue(token("probe-\(probe)"))
                 probe += 1
                 return queue.counts.dropped > 0
             })
         notifier.releaseAll()
-        let counts = await draining.value
+        #expect(await eventually(within: .seconds(40)) { drained.withLock { $0 != nil } })
+        guard let counts = drained.withLock({ $0 }) else { return }
         #expect(counts.lost == 0)
         #expect(counts.dropped == 1)
         #expect(counts.revoked == counts.queued)
