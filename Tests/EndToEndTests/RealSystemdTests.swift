@@ -7,7 +7,9 @@ import Testing
 /// finding and one `value NAME NUMBER` line per count; this suite turns each check into an
 /// expectation and prints the counts.
 @Suite(.serialized) struct RealSystemdTests {
-    /// What the harness needs that this machine lacks; empty when it can run.
+    /// What the harness needs that this machine lacks; empty when it can run. (The systemd it
+    /// boots gets a fresh tmpfs on /tmp and the other shared directories from Tests/RealSystemd/boot
+    /// first: without it, systemd-tmpfiles would empty the host's /tmp.)
     static let missing: [String] = {
         var missing: [String] = []
         if getuid() != 0 { missing.append("root") }
