@@ -150,15 +150,16 @@ func pollReadable(_ fd: Int32, within duration: Duration) throws(SystemError) ->
 /// `poll` for input on two descriptors at once for at most `duration` (a negative `second` is
 /// ignored, as poll does): each one's events, 0 when none came.
 func pollBoth(_ first: Int32, _ second: Int32, within duration: Duration) -> (Int16, Int16) {
-    var entries = [
-        pollfd(fd: first, events: Int16(POLLIN) | pollReadHangUp, revents: 0),
-        pollfd(fd: second, events: Int16(POLLIN), revents: 0),
-    ]
-    let ready = try? systemCall("poll", retryingOnInterrupt: true) {
-        poll(&entries, 2, Int32(clamping: duration.roundedUpMilliseconds))
+    // On the stack: a kept connection looks after every request.
+    withUnsafeTemporaryAllocation(of: pollfd.self, capacity: 2) { entries in
+        entries[0] = pollfd(fd: first, events: Int16(POLLIN) | pollReadHangUp, revents: 0)
+        entries[1] = pollfd(fd: second, events: Int16(POLLIN), revents: 0)
+        let ready = try? systemCall("poll", retryingOnInterrupt: true) {
+            poll(entries.baseAddress, 2, Int32(clamping: duration.roundedUpMilliseconds))
+        }
+        guard let ready, ready > 0 else { return (0, 0) }
+        return (entries[0].revents, entries[1].revents)
     }
-    guard let ready, ready > 0 else { return (0, 0) }
-    return (entries[0].revents, entries[1].revents)
 }
 
 /// `O_NONBLOCK` on `fd`.

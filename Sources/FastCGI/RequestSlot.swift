@@ -90,12 +90,15 @@ final class RequestSlot {
     /// Reads and discards the request's input to its end (the empty stdin record); false when
     /// it is not all there yet, failed, or is longer than a logout's input can be.
     private func discardInput() -> Bool {
-        var total = 0
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while total <= keptInputLimit {
-            let count = FCGX_GetStr(&buffer, Int32(buffer.count), request.pointee.in)
-            guard count > 0 else { break }
-            total += Int(count)
+        // On the stack: this runs for every request on a kept connection.
+        let total = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer in
+            var total = 0
+            while total <= keptInputLimit {
+                let count = FCGX_GetStr(buffer.baseAddress, Int32(buffer.count), request.pointee.in)
+                guard count > 0 else { break }
+                total += Int(count)
+            }
+            return total
         }
         return total <= keptInputLimit && FCGX_GetError(request.pointee.in) == 0 && FCGX_HasSeenEOF(request.pointee.in) != 0
     }
