@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import LogoutCore
 import Revocation
@@ -106,6 +109,17 @@ func eventually(within timeout: Duration = .seconds(5), _ condition: () -> Bool)
     while clock.now < deadline {
         if condition() { return true }
         try? await Task.sleep(for: .milliseconds(2))
+    }
+    return condition()
+}
+
+/// Polls `condition` on the calling thread (never suspending) until it holds or `timeout` passes.
+func waitBlocking(within timeout: Duration = .seconds(20), _ condition: () -> Bool) -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if condition() { return true }
+        usleep(1_000)
     }
     return condition()
 }
@@ -274,26 +288,27 @@ func tokens(_ count: Int, prefix: String = "tok-VALUE") -> [AccessToken] {
         #expect(notifier.received.count == 2)
     }
 
-    @Test func drainWaitsForCallsThatEndInTime() async {
+    /// Synchronous on purpose: an async test resumes after each sleep on the tests' cooperative
+    /// pool, which a loaded parallel run can hold for longer than the drain's deadline.
+    @Test func drainWaitsForCallsThatEndInTime() {
         let notifier = RecordingNotifier(holding: true)
         let queue = RevocationQueue(capacity: 1000, concurrency: 2, notifier: notifier, logger: logger)
         for token in tokens(5) { queue.enqueue(token) }
-        #expect(await eventually { notifier.heldCount == 2 })
+        #expect(waitBlocking { notifier.heldCount == 2 })
 
-        // drain() blocks its thread: on a Dispatch thread, not the tests' small cooperative pool,
-        // where under a loaded parallel run it may not start within the wait below.
+        // drain() blocks its thread: on a Dispatch thread of its own.
         let drained = Mutex<RevocationQueue.Counts?>(nil)
         DispatchQueue.global().async { drained.withLock { $0 = queue.drain(timeout: .seconds(30)) } }
         // Drain has begun once the queue refuses tokens; probes taken before that are revoked too.
         var probe = 0
         #expect(
-            await eventually(within: .seconds(30)) {
+            waitBlocking {
                 queue.enqueue(token("probe-\(probe)"))
                 probe += 1
                 return queue.counts.dropped > 0
             })
         notifier.releaseAll()
-        #expect(await eventually(within: .seconds(40)) { drained.withLock { $0 != nil } })
+        #expect(waitBlocking(within: .seconds(40)) { drained.withLock { $0 != nil } })
         guard let counts = drained.withLock({ $0 }) else { return }
         #expect(counts.lost == 0)
         #expect(counts.dropped == 1)
