@@ -111,14 +111,10 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     /// Serves `connection`'s request, then, when it is kept, its next ones until the policy
     /// says to let it go; closes it in the end.
     private func serve(_ connection: Int32, with slot: RequestSlot, worker index: Int) {
-        if keepPolicy.enabled {
-            // All I/O on it is then non-blocking: waits are the gate's and the keep poll's, bounded.
-            try? setNonBlocking(connection)
-        } else {
-            // The receive timeout is a backstop for libfcgi's reads (a unix connection inherits
-            // none, a TCP one the listener's short accept poll).
-            try? setReceiveTimeout(connection, gate.requestTimeout)
-        }
+        // All I/O on it is non-blocking: the waits are the gate's, the keep poll's and the
+        // linger's, each bounded; libfcgi reads only what the gate has seen arrive, and the
+        // input drain after the answer stops at what is there.
+        try? setNonBlocking(accepted: connection)
         guard serveRequest(on: connection, with: slot) else { return }
         while true {
             switch awaitNextRequest(on: connection, worker: index) {

@@ -57,24 +57,25 @@ final class RequestSlot {
     ///
     /// The input is read to its end *before* the end-of-request record goes out: nginx sends
     /// its next request only after that record, so libfcgi's buffered reader cannot swallow
-    /// any of it. The connection is non-blocking in this mode, so input not there yet fails the
-    /// read at once and the connection is closed as in the closing mode.
+    /// any of it. The connection is non-blocking, so input not there yet fails the read at once.
     ///
-    /// libfcgi's own lingering close (shut down writing, then read until EOF) restarts its poll
-    /// timeout on every byte, so a peer dripping after its params would hold the worker for ever.
-    /// The linger is ours instead, bounded by `lingerLimit` in all: the streams are closed first
-    /// (`FCGX_FClose`, error stream then output, as `FCGX_Finish_r` does, which writes the end
-    /// records), then the linger, then `FCGX_Finish_r` with `detached` set just closes.
+    /// Closing: with the whole input read, nginx has nothing more to send, so the connection is
+    /// closed at once (no unread input, so no reset that could destroy the answer). Only when
+    /// input is still missing does it linger: the streams are closed first (`FCGX_FClose`, error
+    /// stream then output, as `FCGX_Finish_r` does, which writes the end records), then writing
+    /// is shut down and the rest read until the peer closes, bounded by `lingerLimit` in all
+    /// (libfcgi's own lingering close restarts its timeout on every byte, so a peer dripping
+    /// input would hold the worker for ever), then `FCGX_Finish_r` with `detached` set just closes.
     func finish(keep: Bool = false) -> Bool {
         let connection = request.pointee.ipcFd
-        let keeping = keep && request.pointee.keepConnection != 0 && discardInput()
+        let inputComplete = discardInput()
         let flushed = FCGX_FClose(request.pointee.err) == 0 && FCGX_FClose(request.pointee.out) == 0
-        if keeping && flushed {
+        if keep && request.pointee.keepConnection != 0 && inputComplete && flushed {
             // keepConnection is still set: libfcgi frees the streams and params, keeps the fd.
             FCGX_Finish_r(request)
             return true
         }
-        if flushed, connection >= 0 { lingeringShutdown(connection, within: lingerLimit) }
+        if flushed && !inputComplete, connection >= 0 { lingeringShutdown(connection, within: lingerLimit) }
         request.pointee.keepConnection = 0
         request.pointee.detached = 1
         FCGX_Finish_r(request)
@@ -88,19 +89,20 @@ final class RequestSlot {
     }
 
     /// Reads and discards the request's input to its end (the empty stdin record); false when
-    /// it is not all there yet, failed, or is longer than a logout's input can be.
+    /// it is not all there yet, failed, or is longer than a logout's input can be. Usually no
+    /// system call: nginx sends the request at once, and libfcgi's first read took all of it.
     private func discardInput() -> Bool {
-        // On the stack: this runs for every request on a kept connection.
+        // On the stack: this runs for every request.
         let total = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer in
             var total = 0
-            while total <= keptInputLimit {
+            while total <= inputDrainLimit {
                 let count = FCGX_GetStr(buffer.baseAddress, Int32(buffer.count), request.pointee.in)
                 guard count > 0 else { break }
                 total += Int(count)
             }
             return total
         }
-        return total <= keptInputLimit && FCGX_GetError(request.pointee.in) == 0 && FCGX_HasSeenEOF(request.pointee.in) != 0
+        return total <= inputDrainLimit && FCGX_GetError(request.pointee.in) == 0 && FCGX_HasSeenEOF(request.pointee.in) != 0
     }
 
     private func parameter(_ name: String) -> UnsafeMutablePointer<CChar>? {
@@ -115,9 +117,9 @@ extension RequestSlot: Sendable {}
 /// (nginx closes as soon as it has the answer).
 private let lingerLimit = Duration.seconds(1)
 
-/// The most input a kept connection's request may carry: nginx.conf.example refuses bodies
+/// The most input the drain after an answer reads: nginx.conf.example refuses bodies
 /// over 16 KiB, and a logout has none.
-private let keptInputLimit = 64 * 1024
+private let inputDrainLimit = 64 * 1024
 
 /// Initialises libfcgi (`FCGX_Init`); call once, on the main thread, before any worker starts.
 public func initializeFastCGILibrary() throws(SystemError) {
