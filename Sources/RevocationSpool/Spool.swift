@@ -18,6 +18,10 @@ public final class Spool: RevocationJournal {
     private let seal: SpoolSeal
     private let logger: Logger
     private let state: Mutex<State>
+    /// Record sequence numbers, unique across this spool's segments: each seals its record (as
+    /// authenticated data and in the nonce) before the lock is taken, so that the lock covers
+    /// only the write.
+    private let sequences = Atomic<UInt64>(0)
     private let syncQueue = DispatchQueue(label: "crocante-logout.spool-sync")
     private let clock = ContinuousClock()
     /// Unique among the segment names of this process: with the pid and the start time, unique
@@ -76,15 +80,15 @@ public final class Spool: RevocationJournal {
     // MARK: RevocationJournal
 
     public func append(token: AccessToken, loggedOutAt: UnixMilliseconds) -> JournalReceipt? {
+        let record = sealedRecord(token: token, loggedOutAt: loggedOutAt)
         let (receipt, logLine) = state.withLock { state -> (JournalReceipt?, String?) in
             guard !state.handedOver else { return (nil, nil) }
-            let recordSize = SpoolFormat.tokenRecordOverhead + token.value.utf8.count
-            if state.totalBytes + recordSize > settings.maxBytes {
+            if let frame = try? record.get(), state.totalBytes + frame.bytes.count > settings.maxBytes {
                 state.statistics.full += 1
                 state.statistics.writeErrors += 1
                 return (nil, noteError(&state, "spool full (\(settings.maxBytes) bytes): token kept in memory only"))
             }
-            switch appendRecord(&state, token: token, loggedOutAt: loggedOutAt) {
+            switch appendRecord(&state, record) {
             case .success(let receipt):
                 scheduleSync(&state)
                 return (receipt, nil)
@@ -198,7 +202,24 @@ public final class Spool: RevocationJournal {
 
     // MARK: Writing
 
-    private func appendRecord(_ state: inout State, token: AccessToken, loggedOutAt: Int64) -> Result<JournalReceipt, SpoolSystemError> {
+    /// A token record's frame under a fresh sequence number, sealed without the lock.
+    private func sealedRecord(token: AccessToken, loggedOutAt: Int64) -> Result<SealedFrame, SpoolSystemError> {
+        let sequence = sequences.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard let sealed = try? seal.seal(token: token, loggedOutAt: loggedOutAt, sequence: sequence) else {
+            return .failure(SpoolSystemError(operation: "seal", code: 0))
+        }
+        return .success(SealedFrame(sequence: sequence, bytes: SpoolFormat.tokenFrame(sequence: sequence, sealed: sealed)))
+    }
+
+    /// Writes a sealed record to the active segment. Sequence numbers may then reach a segment
+    /// out of order (two workers sealing at once): readers key records by number, not position.
+    private func appendRecord(_ state: inout State, _ record: Result<SealedFrame, SpoolSystemError>) -> Result<JournalReceipt, SpoolSystemError> {
+        let frame: SealedFrame
+        do throws(SpoolSystemError) {
+            frame = try record.get()
+        } catch {
+            return .failure(error)
+        }
         let id: UInt64
         do throws(SpoolSystemError) {
             id = try activeSegment(&state)
@@ -212,22 +233,13 @@ public final class Spool: RevocationJournal {
             return .failure(SpoolSystemError(operation: "segment", code: 0))
         }
         defer { state.segments[id] = segment }
-        let sequence = segment.nextSequence
-        let sealed: [UInt8]
-        do {
-            sealed = try seal.seal(token: token, loggedOutAt: loggedOutAt, sequence: sequence)
-        } catch {
-            return .failure(SpoolSystemError(operation: "seal", code: 0))
-        }
-        let frame = SpoolFormat.tokenFrame(sequence: sequence, sealed: sealed)
         do throws(SpoolSystemError) {
-            try write(frame, to: &segment)
+            try write(frame.bytes, to: &segment)
         } catch {
             return .failure(error)
         }
-        segment.nextSequence += 1
-        segment.pending[sequence] = RecordPlace(offset: segment.size - frame.count, length: frame.count)
-        return .success(JournalReceipt(segment: id, record: sequence))
+        segment.pending[frame.sequence] = RecordPlace(offset: segment.size - frame.bytes.count, length: frame.bytes.count)
+        return .success(JournalReceipt(segment: id, record: frame.sequence))
     }
 
     /// One `write(2)`; on failure the torn bytes are cut off, or the segment is closed to
@@ -450,10 +462,11 @@ public final class Spool: RevocationJournal {
             }
             // Re-appended to our segment past the size limit: the orphan goes once it is moved,
             // so a spool full of orphans can still be drained.
+            let copy = sealedRecord(token: opened.token, loggedOutAt: opened.loggedOutAt)
             let result = state.withLock { state -> Result<JournalReceipt, SpoolSystemError> in
                 state.handedOver
                     ? .failure(SpoolSystemError(operation: "adopt after hand-over", code: 0))
-                    : appendRecord(&state, token: opened.token, loggedOutAt: opened.loggedOutAt)
+                    : appendRecord(&state, copy)
             }
             switch result {
             case .success(let receipt):
@@ -537,6 +550,12 @@ extension Spool {
         deinit { SpoolFile.close(fd) }
     }
 
+    /// A token record ready to write: its sequence number and its whole frame.
+    struct SealedFrame {
+        let sequence: UInt64
+        let bytes: [UInt8]
+    }
+
     /// Where a token record lies in its segment file.
     struct RecordPlace {
         var offset: Int
@@ -549,7 +568,6 @@ extension Spool {
         let handle: SegmentHandle
         /// Bytes written and kept (a failed write is cut off again).
         var size: Int
-        var nextSequence: UInt64 = 0
         /// Token records without a done-record, by sequence number: where each one lies, so that
         /// a revocation parked on disk can be read back.
         var pending: [UInt64: RecordPlace] = [:]

@@ -1,3 +1,5 @@
+import LogoutCore
+
 /// The on-disk format of a spool segment, as plain values and functions (no I/O).
 ///
 /// A segment is a file header followed by frames:
@@ -78,11 +80,12 @@ enum SpoolFormat {
     }
 
     /// The plaintext sealed in a token record.
-    static func plaintext(token: [UInt8], loggedOutAt: Int64) -> [UInt8] {
+    static func plaintext(token: AccessToken, loggedOutAt: Int64) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(8 + token.count)
+        bytes.reserveCapacity(8 + token.value.utf8.count)
         appendLittleEndian(UInt64(bitPattern: loggedOutAt), to: &bytes)
-        return bytes + token
+        bytes += token.value.utf8
+        return bytes
     }
 
     /// The sequence number as the authenticated data of its seal, so a sealed box cannot be

@@ -224,6 +224,42 @@ import Glibc
         _ = third.handOver()
     }
 
+    /// Workers seal their records before taking the spool's lock, so numbers can reach a segment
+    /// out of order; they must still never repeat, within or across segments, nor may a nonce
+    /// under the one key (GCM's only requirement), and a successor must find every record.
+    @Test func concurrentAppendsNeverRepeatASequenceOrANonceAndAllAreAdopted() throws {
+        let directory = try SpoolDirectory()
+        let tokens = Fixtures.tokens(400, tag: "concurrent")
+        let spool = try Fixtures.spool(directory, settings: directory.settings(segmentBytes: 2048))
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for index in stride(from: worker, to: tokens.count, by: 4) {
+                _ = spool.append(token: tokens[index], loggedOutAt: Int64(index))
+            }
+        }
+        #expect(spool.statistics.writeErrors == 0)
+        _ = spool.handOver()
+        var sequences = Set<UInt64>()
+        var nonces = Set<[UInt8]>()
+        var records = 0
+        let segments = directory.allFiles.filter { $0.hasSuffix(Spool.segmentSuffix) }
+        #expect(segments.count > 2, "records spread over several segments")
+        for segment in segments {
+            for case .token(let sequence, let sealed) in SpoolFormat.scan(Fixtures.bytes(segment)).frames {
+                records += 1
+                sequences.insert(sequence)
+                nonces.insert(Array(sealed.prefix(12)))
+            }
+        }
+        #expect(records == tokens.count)
+        #expect(sequences.count == tokens.count)
+        #expect(nonces.count == tokens.count)
+        let successor = try Fixtures.spool(directory)
+        let adopted = successor.adoptOrphans()
+        #expect(Set(adopted.map(\.token.value)) == Set(tokens.map(\.value)))
+        #expect(Set(adopted.map(\.loggedOutAt)) == Set((0..<Int64(tokens.count)).map { $0 }))
+        _ = successor.handOver()
+    }
+
     @Test func theSizeLimitRefusesNewRecordsAndCountsThem() throws {
         let directory = try SpoolDirectory()
         let tokens = Fixtures.tokens(4)
