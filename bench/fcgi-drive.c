@@ -11,6 +11,11 @@
  * sends line FIRST_LINE + i (cycling): distinct tokens, as the bench's pool sends them, so the
  * profile measures the queue and the spool, not the deduplication of one replayed token.
  *
+ * With KEEP=1 in the environment each thread keeps its connection, as nginx with an upstream
+ * `keepalive` and `fastcgi_keep_conn on` does (the keep-connection flag set in each begin
+ * record), and when the responder has closed it, sends the request again on a new one, as
+ * nginx's `fastcgi_next_upstream ... non_idempotent` does.
+ *
  * Prints "requests=N ok=N failed=N seconds=S". Exit status 1 if any request failed.
  */
 #include <errno.h>
@@ -31,6 +36,7 @@ static long cookie_count, first_line;
 static atomic_long next_request;
 static long total_requests;
 static atomic_long ok_count, failed_count;
+static int keep_connections;
 
 struct buffer { unsigned char data[8192]; size_t length; };
 
@@ -63,7 +69,7 @@ static struct buffer request_bytes;
 static void build_request(struct buffer *b, const char *cookie) {
     b->length = 0;
     put_record_header(b, 1, 8);  /* FCGI_BEGIN_REQUEST */
-    unsigned char begin[8] = {0, 1, 0, 0, 0, 0, 0, 0};  /* role RESPONDER, flags 0 (no keep-conn) */
+    unsigned char begin[8] = {0, 1, (unsigned char)keep_connections, 0, 0, 0, 0, 0};  /* role RESPONDER, flags: keep-conn */
     memcpy(b->data + b->length, begin, 8); b->length += 8;
 
     unsigned char params[6000]; size_t n = 0;
@@ -84,7 +90,7 @@ static void build_request(struct buffer *b, const char *cookie) {
     put_record_header(b, 5, 0);  /* FCGI_STDIN, empty */
 }
 
-static int one_request(const struct buffer *request) {
+static int connect_responder(void) {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address = {.sun_family = AF_UNIX};
@@ -93,9 +99,17 @@ static int one_request(const struct buffer *request) {
         if (errno != EAGAIN || attempt > 1000) { close(fd); return -1; }
         usleep(1000);
     }
+    return fd;
+}
+
+/* One request on *kept (a kept connection, or -1 for a new one); 0 when answered 200. */
+static int one_request(const struct buffer *request, int *kept) {
+    int fd = *kept >= 0 ? *kept : connect_responder();
+    *kept = -1;
+    if (fd < 0) return -1;
     size_t sent = 0;
     while (sent < request->length) {
-        ssize_t w = write(fd, request->data + sent, request->length - sent);
+        ssize_t w = send(fd, request->data + sent, request->length - sent, MSG_NOSIGNAL);
         if (w <= 0) { close(fd); return -1; }
         sent += (size_t)w;
     }
@@ -120,7 +134,7 @@ static int one_request(const struct buffer *request) {
         memmove(in, in + off, have - off); have -= off;
         if (ended) break;
     }
-    close(fd);
+    if (keep_connections && ended) *kept = fd; else close(fd);
     return ended && status_ok ? 0 : -1;
 }
 
@@ -146,6 +160,7 @@ static void load_cookie_file(const char *path) {
 static void *worker(void *unused) {
     (void)unused;
     static _Thread_local struct buffer own;
+    int kept = -1;
     long i;
     while ((i = atomic_fetch_add(&next_request, 1)) < total_requests) {
         const struct buffer *request = &request_bytes;
@@ -153,8 +168,13 @@ static void *worker(void *unused) {
             build_request(&own, cookie_lines[(first_line + i) % cookie_count]);
             request = &own;
         }
-        if (one_request(request) == 0) atomic_fetch_add(&ok_count, 1); else atomic_fetch_add(&failed_count, 1);
+        int reused = kept >= 0;
+        int status = one_request(request, &kept);
+        /* A kept connection the responder gave up: again on a new one, as nginx retries. */
+        if (status != 0 && reused) status = one_request(request, &kept);
+        if (status == 0) atomic_fetch_add(&ok_count, 1); else atomic_fetch_add(&failed_count, 1);
     }
+    if (kept >= 0) close(kept);
     return NULL;
 }
 
@@ -173,6 +193,7 @@ int main(int argc, char **argv) {
         first_line = argc == 6 ? atol(argv[5]) : 0;
         cookie = NULL;
     }
+    keep_connections = getenv("KEEP") && strcmp(getenv("KEEP"), "1") == 0;
     build_request(&request_bytes, cookie);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
