@@ -20,8 +20,10 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     private let logger: Logger
     private let gate: ConnectionGate
     private let keepPolicy: KeepConnectionPolicy
-    /// Workers waiting in `accept` now: a pending connection is only "waiting" for a worker to
-    /// give up its kept connection when none of them is there to take it.
+    /// Workers waiting in `accept` now, or on their way there to take a pending connection: a
+    /// pending connection is only "waiting" for a worker to give up its kept connection when
+    /// none of them is there to take it, and then exactly one gives its connection up (the one
+    /// that raises this from 0 to 1), not every worker that saw the connection arrive.
     private let accepting = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let threads = Mutex<[pthread_t]>([])
@@ -75,17 +77,21 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     private func runWorker(_ index: Int) {
         let slot = RequestSlot()
         var backoff = Duration.zero
+        // Already counted in `accepting`: it gave its kept connection up for a pending one.
+        var claimedAccept = false
+        defer { if claimedAccept { accepting.subtract(1, ordering: .relaxed) } }
         while !stopping.load(ordering: .acquiring) {
             if heartbeats.isParked { parkForever() }
             do {
-                accepting.add(1, ordering: .relaxed)
+                if !claimedAccept { accepting.add(1, ordering: .relaxed) }
+                claimedAccept = false
                 let accepted = Result { () throws(SystemError) in try socket.accept() }
                 accepting.subtract(1, ordering: .relaxed)
                 // The accept wait returns at least every poll interval: progress while idle.
                 heartbeats.beat(index)
                 guard let connection = try accepted.get() else { continue }
                 backoff = .zero
-                serve(connection, with: slot, worker: index)
+                claimedAccept = serve(connection, with: slot, worker: index)
                 heartbeats.beat(index)
             } catch {
                 // EMFILE and friends: the worker must not exit; wait and try again.
@@ -109,22 +115,24 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     }
 
     /// Serves `connection`'s request, then, when it is kept, its next ones until the policy
-    /// says to let it go; closes it in the end.
-    private func serve(_ connection: Int32, with slot: RequestSlot, worker index: Int) {
+    /// says to let it go; closes it in the end. True when it let the connection go for a pending
+    /// one and so already counts in `accepting`.
+    @discardableResult
+    private func serve(_ connection: Int32, with slot: RequestSlot, worker index: Int) -> Bool {
         // All I/O on it is non-blocking: the waits are the gate's, the keep poll's and the
         // linger's, each bounded; libfcgi reads only what the gate has seen arrive, and the
         // input drain after the answer stops at what is there.
         try? setNonBlocking(accepted: connection)
-        guard serveRequest(on: connection, with: slot) else { return }
+        guard serveRequest(on: connection, with: slot) else { return false }
         while true {
             switch awaitNextRequest(on: connection, worker: index) {
             case .serveNext:
                 counters.keptRequests.add(1, ordering: .relaxed)
-                guard serveRequest(on: connection, with: slot) else { return }
+                guard serveRequest(on: connection, with: slot) else { return false }
             case .release(let reason):
                 if reason == .othersWaiting { counters.yielded.add(1, ordering: .relaxed) }
                 slot.close(connection)
-                return
+                return reason == .othersWaiting
             case .keepWaiting:
                 continue
             }
@@ -171,15 +179,19 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
             var wait = min(max(.zero, keepPolicy.idleLimit - (clock.now - idleSince)), ListeningSocket.acceptPollInterval)
             if muteListener { wait = min(wait, .milliseconds(1)) }
             let (connectionEvents, listenerEvents) = pollBoth(connection, muteListener ? -1 : socket.descriptor, within: wait)
-            // A connection pending while a worker sits in accept is that worker's to take.
+            // A connection pending while a worker sits in accept (or is on its way there) is that
+            // worker's to take; else this worker claims it, and every other one keeps its own.
             let pending = listenerEvents & Int16(POLLIN) != 0
-            let othersWaiting = pending && accepting.load(ordering: .relaxed) == 0
+            let othersWaiting =
+                pending && accepting.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged
             let step = keepPolicy.step(
                 connectionReadable: connectionEvents & Int16(POLLIN) != 0,
                 connectionClosed: connectionEvents & (Int16(POLLHUP) | Int16(POLLERR) | pollReadHangUp) != 0,
                 othersWaiting: othersWaiting, idleFor: clock.now - idleSince,
                 stopping: stopping.load(ordering: .acquiring) || heartbeats.isParked)
             heartbeats.beat(index)
+            // Claimed, but let go for another reason (a stop): the claim is not this worker's to keep.
+            if othersWaiting && step != .release(.othersWaiting) { accepting.subtract(1, ordering: .relaxed) }
             if step != .keepWaiting { return step }
             // Pending, but a worker in accept takes it: look at the connection alone for a
             // moment rather than spin on the listener.

@@ -49,6 +49,35 @@ struct KeptConnectionTests {
         }
     }
 
+    /// Every worker holds a kept connection when one more arrives: exactly one of them gives its
+    /// connection up for it, not every worker that saw it arrive (each would cost nginx a
+    /// request sent on a closed connection, and sent again).
+    @Test func onePendingConnectionTakesOneKeptConnectionNotAll() throws {
+        let environment = Self.keeping.merging(["CROCANTE_WORKERS": "3"]) { $1 }
+        try withTestStack(.init(environment: environment)) { stack in
+            var kept: [Int32] = []
+            defer { kept.forEach { close($0) } }
+            for _ in 0..<3 {
+                let fd = try Socket.connectUnix(path: stack.socketPath)
+                kept.append(fd)
+                try Socket.writeAll(fd, FastCGIClient.request(cookie: nil, keepConnection: true))
+                #expect(try FastCGIClient.responseOnKeptConnection(fd)?.hasSuffix(#"{"success":true}"#) == true)
+            }
+            let other = try FastCGIClient.exchange(unixSocket: stack.socketPath, FastCGIClient.request(cookie: nil))
+            #expect(other.hasSuffix(#"{"success":true}"#))
+            var answered = 0
+            for fd in kept {
+                guard (try? Socket.writeAll(fd, FastCGIClient.request(cookie: nil, keepConnection: true))) != nil,
+                    let answer = try? FastCGIClient.responseOnKeptConnection(fd)
+                else { continue }
+                if answer.hasSuffix(#"{"success":true}"#) { answered += 1 }
+            }
+            #expect(answered == 2, "two of the three kept connections still serve")
+            let status = try stack.status()
+            #expect(status["kept_connections_yielded"] == 1 && status["kept_requests"] == 2, "\(status)")
+        }
+    }
+
     /// Without the keep flag (nginx's `fastcgi_keep_conn off`), or with the mode off, the
     /// connection is closed after its answer as before.
     @Test(arguments: [(true, false), (false, true)])
