@@ -25,7 +25,7 @@ CONTENDER_NAMES = {
 # The contenders that open cookies and revoke tokens.
 REVOKING = ("peer", "crocante", "crocante-keep")
 # Scenarios with no cookie, where the kept-connection targets are read.
-KEEP_SCENARIOS = ("none", "keepalive-over", "crowd", "nginx4")
+KEEP_SCENARIOS = ("none", "steady", "keepalive-over", "crowd", "nginx4")
 SCENARIO_NAMES = {
     "none": "no cookie",
     "fast": "valid cookie, fast backend",
@@ -37,11 +37,12 @@ SCENARIO_NAMES = {
     "soak": "soak: valid cookie, backend answers after 1 s",
     "keepalive-over": "misconfiguration: upstream `keepalive` larger than the worker count (no cookie)",
     "crowd": "misconfiguration: many more wrk connections than workers (no cookie)",
+    "steady": "no cookie at a steady rate, below saturation (`STEADY_RATE`)",
     "nginx4": "misconfiguration: 4 nginx worker processes (no cookie)",
 }
 # crocante-logout's counters in its final status JSON, summed over rounds (its gauges are not).
 COUNTERS = (
-    "accepted_requests", "logouts", "sessions_opened", "revocations_queued", "revocations_duplicate",
+    "accepted_requests", "kept_requests", "kept_connections_yielded", "logouts", "sessions_opened", "revocations_queued", "revocations_duplicate",
     "revocations_revoked", "revocations_rejected", "revocations_failed", "revocations_retried",
     "revocations_expired", "revocations_dropped", "revocations_lost", "revocations_handed_over",
     "revocations_adopted", "spool_corrupt_records", "spool_syncs", "spool_write_errors", "spool_full", "backend_latency_count", "backend_latency_sum_ms",
@@ -129,6 +130,8 @@ def aggregate(runs):
             "spool_bytes_live": max((r["spool_bytes_live"] for r in group if r.get("spool_bytes_live") is not None), default=None),
             "spool_fs": next((r["spool_fs"] for r in group if r.get("spool_fs")), ""),
             "delivery_wait_s": max(r.get("delivery_wait_s", 0) for r in group),
+            "nginx_upstream_errors": (sum(r["nginx_upstream_errors"] for r in group)
+                                      if all("nginx_upstream_errors" in r for r in group) else None),
             "totals": dict(counted) if has_totals else None,
             "curve": sorted((p, statistics.mean(v) / 1000) for p, v in curves.items()),
         }
@@ -148,6 +151,8 @@ def ratio(a, b):
 def render(runs, machine, summary, run_dir, out):
     """Writes out/RESULTS.md, one section after the other; returns the soak RSS samples for the plot."""
     scenarios = machine.get("scenarios", "").split()
+    if machine.get("steady_rate"):
+        SCENARIO_NAMES["steady"] = f"no cookie at a steady {int(machine['steady_rate']):,} requests/s, below saturation"
     soak_rows = read_soak_rows(run_dir)
     crocante = {sc: summary.get((sc, "crocante")) for sc in scenarios + ["soak"]}
     soak = soak_verdict(crocante.get("soak"), soak_rows)
@@ -157,6 +162,7 @@ def render(runs, machine, summary, run_dir, out):
     for scenario in scenarios:
         lines += scenario_table(scenario, machine.get("contenders", "").split(), summary)
     lines += revocation_section(machine, scenarios, crocante)
+    lines += kept_section(machine, scenarios, summary)
     lines += outage_section(machine, runs)
     lines += targets_table(target_rows(summary, crocante, soak, machine, runs) + keep_target_rows(summary, scenarios))
     lines += soak_section(machine, crocante.get("soak"), soak)
@@ -464,6 +470,44 @@ def keep_target_rows(summary, scenarios):
                             f"p99 {fmt(keep['p99_ms'], 2)} vs {fmt(fk['p99_ms'], 2)} ms, max {fmt(keep['max_ms'], 1)} vs "
                             f"{fmt(fk['max_ms'], 1)} ms, {fmt(keep['rps'])} vs {fmt(fk['rps'])} req/s", None))
     return targets
+
+
+def kept_section(machine, scenarios, summary):
+    """Per kept-connection run: how many requests reused a connection, and what nginx had to resend."""
+    contenders = [k for k in ("floor-keep", "crocante-keep") if k in machine.get("contenders", "").split()]
+    rows = []
+    for sc in scenarios:
+        # The closing contenders once, as the yardstick (they keep nothing, so nginx resends nothing).
+        for contender in (["floor", "crocante"] if sc == "none" else []) + contenders:
+            s = summary.get((sc, contender))
+            if not s or s.get("nginx_upstream_errors") is None:
+                continue
+            st = s["totals"] or {}
+            accepted = st.get("accepted_requests")
+            kept = st.get("kept_requests")
+            share = f"{100 * kept / accepted:.0f}%" if accepted and kept is not None and contender == "crocante-keep" else "—"
+            yielded = fmt(st.get("kept_connections_yielded")) if contender == "crocante-keep" else "—"
+            errors = s["nginx_upstream_errors"]
+            per_thousand = 1000 * errors / s["requests"] if s["requests"] else float("nan")
+            rows.append(f"| {SCENARIO_NAMES.get(sc, sc)} | {CONTENDER_NAMES.get(contender, contender)} | {fmt(s['requests'])} | "
+                        f"{share} | {yielded} | {fmt(errors)} | {fmt(per_thousand, 1)} |")
+    if not rows:
+        return []
+    return [
+        "## Kept connections: reuse and what nginx sent again",
+        "",
+        "Summed over rounds. Served on a kept connection = crocante-logout's `kept_requests` over its "
+        "`accepted_requests` (requests begun, warm-up included); given up = `kept_connections_yielded` (kept "
+        "connections closed because another connection waited and no worker was free); nginx upstream errors "
+        "= lines nginx's error log gained about this contender's socket during the measured window, each a "
+        "request it had sent on a connection the responder had closed (`writev() failed (32: Broken pipe)`) "
+        "or closed unread (`recv() failed (104: Connection reset by peer)`), which "
+        "`fastcgi_next_upstream ... non_idempotent` sends again on a new connection (so none reaches the "
+        "client, but each waits twice).",
+        "",
+        "| scenario | contender | requests (wrk) | served on a kept connection | kept connections given up | nginx upstream errors | per 1,000 requests |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ] + rows + [""]
 
 
 def revocation_section(machine, scenarios, c):
