@@ -25,6 +25,12 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     /// none of them is there to take it, and then exactly one gives its connection up (the one
     /// that raises this from 0 to 1), not every worker that saw the connection arrive.
     private let accepting = Atomic<Int>(0)
+    /// When a worker holding a kept connection first saw a connection pending that no worker
+    /// in accept took (nanoseconds on `clock`, 0 for none since the last look found the backlog
+    /// empty). Shared, so that the grace runs from the first sighting, not from each worker's.
+    private let pendingSince = Atomic<Int64>(0)
+    private let clock = ContinuousClock()
+    private let startedAt = ContinuousClock.now
     private let stopping = Atomic<Bool>(false)
     private let threads = Mutex<[pthread_t]>([])
     /// Counters for the status page.
@@ -171,32 +177,51 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     /// Beats the worker's heartbeat at every look (a kept connection is progress, not a wedge),
     /// and gives the connection up when the workers are parked (the watchdog's test wedge).
     private func awaitNextRequest(on connection: Int32, worker index: Int) -> KeepConnectionPolicy.Step {
-        let clock = ContinuousClock()
         let idleSince = clock.now
         var muteListener = false
+        var muteFor = Duration.zero
         while true {
             // Short slices, so that a stop is seen as soon as by a worker in accept.
             var wait = min(max(.zero, keepPolicy.idleLimit - (clock.now - idleSince)), ListeningSocket.acceptPollInterval)
-            if muteListener { wait = min(wait, .milliseconds(1)) }
+            if muteListener { wait = min(wait, muteFor) }
             let (connectionEvents, listenerEvents) = pollBoth(connection, muteListener ? -1 : socket.descriptor, within: wait)
-            // A connection pending while a worker sits in accept (or is on its way there) is that
-            // worker's to take; else this worker claims it, and every other one keeps its own.
+            let now = clock.now
             let pending = listenerEvents & Int16(POLLIN) != 0
+            var waited = Duration.zero
+            if !muteListener { waited = notePending(pending, at: now) }
+            // A connection pending while a worker sits in accept (or is on its way there) is that
+            // worker's to take. Else, once it has waited out the grace (a worker about to finish
+            // usually takes it first), this worker claims it and every other one keeps its own.
             let othersWaiting =
-                pending && accepting.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged
+                pending && keepPolicy.othersWait(pendingFor: waited)
+                && accepting.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged
             let step = keepPolicy.step(
                 connectionReadable: connectionEvents & Int16(POLLIN) != 0,
                 connectionClosed: connectionEvents & (Int16(POLLHUP) | Int16(POLLERR) | pollReadHangUp) != 0,
-                othersWaiting: othersWaiting, idleFor: clock.now - idleSince,
+                othersWaiting: othersWaiting, idleFor: now - idleSince,
                 stopping: stopping.load(ordering: .acquiring) || heartbeats.isParked)
             heartbeats.beat(index)
             // Claimed, but let go for another reason (a stop): the claim is not this worker's to keep.
             if othersWaiting && step != .release(.othersWaiting) { accepting.subtract(1, ordering: .relaxed) }
             if step != .keepWaiting { return step }
-            // Pending, but a worker in accept takes it: look at the connection alone for a
-            // moment rather than spin on the listener.
+            // Pending: look at the connection alone for a moment rather than spin on the
+            // listener, until the grace is over, or while a worker in accept takes it.
             muteListener = pending
+            muteFor = keepPolicy.othersWait(pendingFor: waited) ? .milliseconds(1) : KeepConnectionPolicy.yieldGrace - waited
         }
+    }
+
+    /// Records what a look at the listener found; returns how long connections have been
+    /// pending without a taker (zero when none is).
+    private func notePending(_ pending: Bool, at now: ContinuousClock.Instant) -> Duration {
+        guard pending, accepting.load(ordering: .relaxed) == 0 else {
+            if !pending { pendingSince.store(0, ordering: .relaxed) }
+            return .zero
+        }
+        let sinceStart = now - startedAt
+        let nanoseconds = max(1, sinceStart.components.seconds * 1_000_000_000 + sinceStart.components.attoseconds / 1_000_000_000)
+        let first = pendingSince.compareExchange(expected: 0, desired: nanoseconds, ordering: .relaxed)
+        return first.exchanged ? .zero : .nanoseconds(nanoseconds - first.original)
     }
 }
 

@@ -32,6 +32,15 @@ import Testing
         Look(othersWaiting: true, stopping: true, expected: .release(.stopping)),
     ]
 
+    /// A connection pending with nobody in accept waits out the grace first: a worker about to
+    /// finish usually takes it, and a kept connection given up costs nginx a request sent again.
+    @Test func aPendingConnectionWaitsOutTheGraceBeforeAKeptConnectionIsGivenUp() {
+        #expect(!Self.policy.othersWait(pendingFor: .zero))
+        #expect(!Self.policy.othersWait(pendingFor: KeepConnectionPolicy.yieldGrace - .nanoseconds(1)))
+        #expect(Self.policy.othersWait(pendingFor: KeepConnectionPolicy.yieldGrace))
+        #expect(KeepConnectionPolicy.yieldGrace <= .milliseconds(1), "a pending connection waits at most a millisecond more")
+    }
+
     @Test(arguments: looks)
     func eachLookAtTheTwoDescriptorsHasOneMeaning(_ look: Look) {
         let step = Self.policy.step(
