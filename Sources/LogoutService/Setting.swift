@@ -141,11 +141,3 @@ extension Setting where Value == String {
             render: { $0 })
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, for printing settings given in milliseconds.
-    var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -414,7 +414,7 @@ extension RevocationQueue {
             phase: Phase
         ) -> Entry {
             // The cookie's issuedAt says nothing here: renew re-issues it with the same token.
-            let giveUpAt = expiresAt ?? loggedOutAt + settings.maxAge.milliseconds
+            let giveUpAt = expiresAt ?? loggedOutAt + settings.maxAge.wholeMilliseconds
             return Entry(
                 token: token, loggedOutAt: loggedOutAt, giveUpAt: giveUpAt, boundedByExp: expiresAt != nil,
                 receipts: receipts, phase: phase)
@@ -482,7 +482,7 @@ extension RevocationQueue {
 
         /// Forgets finished entries older than the window, and the oldest past `dedupEntries`.
         private mutating func evictFinished(now: RevocationInstant) {
-            let window = settings.dedupWindow.milliseconds
+            let window = settings.dedupWindow.wholeMilliseconds
             while let first = finishedOrder.first,
                 finishedCount > settings.dedupEntries || now.monotonic - first.at >= window
             {
@@ -496,9 +496,9 @@ extension RevocationQueue {
         /// after the n-th failed attempt. A `Retry-After` replaces it, clamped to the cap, so a
         /// backend cannot park a token for longer than we would have.
         func retryDelay(attempt: Int, retryAfter: Int64?, random: inout some RandomNumberGenerator) -> Int64 {
-            let cap = max(0, settings.retryMax.milliseconds)
+            let cap = max(0, settings.retryMax.wholeMilliseconds)
             if let retryAfter { return min(max(0, retryAfter), cap) }
-            let base = max(1, settings.retryBase.milliseconds)
+            let base = max(1, settings.retryBase.wholeMilliseconds)
             let shift = min(max(0, attempt - 1), 40)
             let ceiling = base > cap >> shift ? cap : min(cap, base << shift)
             return Int64.random(in: 0...ceiling, using: &random)

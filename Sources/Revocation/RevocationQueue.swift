@@ -107,7 +107,7 @@ public final class RevocationQueue: Sendable {
     /// logged. Returns the final counters.
     public func drain(timeout: Duration) -> Counts {
         let start = now()
-        let deadline = start.monotonic + timeout.milliseconds
+        let deadline = start.monotonic + timeout.wholeMilliseconds
         machine.withLock { $0.beginDrain() }
         while now().monotonic < deadline {
             if machine.withLock({ $0.isIdle(deadline: deadline) }) { break }
@@ -182,7 +182,7 @@ public final class RevocationQueue: Sendable {
             let instant = now()
             perform(machine.withLock { $0.adopt(records, now: instant) })
         }
-        dispatchQueue.asyncAfter(deadline: .now() + .milliseconds(Int(settings.adoptionInterval.milliseconds))) {
+        dispatchQueue.asyncAfter(deadline: .now() + .milliseconds(Int(settings.adoptionInterval.wholeMilliseconds))) {
             [weak self] in self?.adoptOrphans()
         }
     }

@@ -39,11 +39,3 @@ public struct RevocationSettings: Sendable, Equatable {
         self.concurrency = concurrency
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, truncated; the unit the state machine counts time in.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
-    }
-}
