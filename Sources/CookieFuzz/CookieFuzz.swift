@@ -17,9 +17,10 @@ import ExtrasBase64
 import FoundationEssentials
 import LogoutCore
 
+import FuzzSupport
+
 #if !FUZZING
 import Foundation
-import FuzzSupport
 #endif
 
 enum CookieFuzz {
@@ -133,21 +134,10 @@ public func cookieFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -
     return 0
 }
 
-/// libFuzzer's driver (`LLVMFuzzerRunDriver`, the function its own `main` calls).
-@_silgen_name("LLVMFuzzerRunDriver")
-func runLibFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-/// SwiftPM links every executable with `--defsym main=CookieFuzz_main` (so tests can link
-/// executables); with `-parse-as-library` and no `@main` that symbol would be missing. It hands
-/// over to libFuzzer's driver exactly as libFuzzer's `main` does.
+/// The `main` SwiftPM links this executable with (see `runLibFuzzer`).
 @_cdecl("CookieFuzz_main")
 public func cookieFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return runLibFuzzerDriver(&argc, &argv, cookieFuzzTestOneInput)
+    runLibFuzzer(argc: argc, argv: argv, testOneInput: cookieFuzzTestOneInput)
 }
 #else
 /// Replays corpus directories (or single files) through the fuzz function.

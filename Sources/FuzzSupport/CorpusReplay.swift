@@ -1,3 +1,5 @@
+// Only without libFuzzer: a fuzzer build (FUZZING) keeps Foundation out of the binary.
+#if !FUZZING
 import Foundation
 
 /// What a fuzz target does when built without libFuzzer: replays seed corpora through its fuzz
@@ -31,3 +33,4 @@ public enum CorpusReplay {
         return (inputs, counted)
     }
 }
+#endif

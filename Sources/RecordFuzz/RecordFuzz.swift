@@ -22,9 +22,10 @@ import FastCGI
 import Glibc
 #endif
 
+import FuzzSupport
+
 #if !FUZZING
 import Foundation
-import FuzzSupport
 #endif
 
 enum RecordFuzz {
@@ -103,18 +104,10 @@ public func recordFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func runLibFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-/// SwiftPM links every executable with `--defsym main=RecordFuzz_main`; see CookieFuzz.
+/// The `main` SwiftPM links this executable with (see `runLibFuzzer`).
 @_cdecl("RecordFuzz_main")
 public func recordFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return runLibFuzzerDriver(&argc, &argv, recordFuzzTestOneInput)
+    runLibFuzzer(argc: argc, argv: argv, testOneInput: recordFuzzTestOneInput)
 }
 #else
 /// Replays corpus directories (or single files) through the fuzz function.
