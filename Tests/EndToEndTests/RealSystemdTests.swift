@@ -39,7 +39,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let results = directory.appendingPathComponent("results.txt")
         let logURL = directory.appendingPathComponent("harness.log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        try #require(FileManager.default.createFile(atPath: logURL.path, contents: nil), "cannot create \(logURL.path)")
         let log = try FileHandle(forWritingTo: logURL)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
