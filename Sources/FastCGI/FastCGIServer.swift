@@ -218,8 +218,7 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
             if !pending { pendingSince.store(0, ordering: .relaxed) }
             return .zero
         }
-        let sinceStart = now - startedAt
-        let nanoseconds = max(1, sinceStart.components.seconds * 1_000_000_000 + sinceStart.components.attoseconds / 1_000_000_000)
+        let nanoseconds = max(1, (now - startedAt).wholeNanoseconds)
         let first = pendingSince.compareExchange(expected: 0, desired: nanoseconds, ordering: .relaxed)
         return first.exchanged ? .zero : .nanoseconds(nanoseconds - first.original)
     }

@@ -3,6 +3,7 @@ import Logging
 import LogoutCore
 import Revocation
 import Synchronization
+import SystemCalls
 
 /// The durable journal of revocations: append-only segment files in one directory, each record
 /// sealed under the session secret's spool key, completed by done-records in the same segment.
@@ -309,8 +310,7 @@ public final class Spool: RevocationJournal {
         let now = clock.now
         let due = state.lastSync.map { $0 + settings.syncInterval } ?? now
         let delay = max(.zero, due - now)
-        let nanoseconds = Int(delay.components.seconds) * 1_000_000_000 + Int(delay.components.attoseconds / 1_000_000_000)
-        syncQueue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
+        syncQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(delay.wholeNanoseconds))) { [weak self] in
             self?.performSync()
         }
     }

@@ -2,6 +2,14 @@
 import Glibc
 #endif
 
+extension Duration {
+    /// Whole nanoseconds, truncated: for dispatch deadlines and for instants kept in an atomic.
+    public var wholeNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
 extension timeval {
     /// `duration` as seconds and microseconds, for `SO_RCVTIMEO` and friends.
     public init(_ duration: Duration) {
