@@ -13,7 +13,7 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     public init() {}
 
-    mutating func record(_ duration: Duration) {
+    package mutating func record(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         let value = max(0, Double(seconds) + Double(attoseconds) / 1e18)
         let index = Self.bounds.firstIndex { value <= $0 } ?? Self.bounds.count

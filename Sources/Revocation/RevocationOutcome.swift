@@ -9,6 +9,9 @@ public enum RevocationOutcome: Sendable, Equatable {
     /// No verdict: the token may still be alive, and the call is tried again later, after
     /// `retryAfter` (milliseconds, from the backend's `Retry-After`) when the backend said so.
     case failed(Failure, retryAfter: Int64? = nil)
+    /// Written to the fleet's shared outbox, which delivers it from there: final for this
+    /// queue, though the backend has not answered yet.
+    case stored
 
     public enum Failure: Sendable, Equatable, CustomStringConvertible {
         /// 408, 425, 429, 5xx, or any status outside 2xx and 4xx.
@@ -46,4 +49,17 @@ public enum RevocationOutcome: Sendable, Equatable {
 /// `completion`, on any thread, exactly once.
 public protocol BackendNotifier: Sendable {
     func revoke(_ token: AccessToken, completion: @escaping @Sendable (RevocationOutcome) -> Void)
+    /// The same, knowing when the user logged out: what the queue calls. The fleet's outbox
+    /// stores the instant, so that its retries stop at the same maximum age; a plain backend
+    /// client ignores it.
+    func revoke(
+        _ token: AccessToken, loggedOutAt: UnixMilliseconds, completion: @escaping @Sendable (RevocationOutcome) -> Void)
+}
+
+extension BackendNotifier {
+    public func revoke(
+        _ token: AccessToken, loggedOutAt: UnixMilliseconds, completion: @escaping @Sendable (RevocationOutcome) -> Void
+    ) {
+        revoke(token, completion: completion)
+    }
 }

@@ -11,6 +11,8 @@ extension RevocationQueue {
         public var revoked = 0
         /// Backend answered a final 4xx.
         public var rejected = 0
+        /// Written to the fleet's outbox (CROCANTE_OUTBOX), which delivers them from there.
+        public var stored = 0
         /// Attempts that failed (408, 425, 429, 5xx, timeout, connection error), retried or not.
         public var failed = 0
         /// Failed attempts that will be tried again.

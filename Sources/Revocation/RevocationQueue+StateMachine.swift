@@ -52,8 +52,8 @@ extension RevocationQueue {
         }
 
         enum Action: Equatable {
-            /// Call the backend for `token`; report the outcome with `finished(key, ...)`.
-            case call(TokenKey, AccessToken)
+            /// Call the backend for `token`, logged out at `loggedOutAt`; report the outcome with `finished(key, ...)`.
+            case call(TokenKey, AccessToken, loggedOutAt: UnixMilliseconds)
             /// After `milliseconds`, report `retryDue(key, ...)`.
             case scheduleRetry(TokenKey, milliseconds: Int64)
             /// Tell the journal these records got their final verdict.
@@ -238,6 +238,10 @@ extension RevocationQueue {
                 counts.revoked += 1
                 actions += endOutage(token, now: now)
                 actions.append(.log(.revoked(token, status: status)))
+                actions += finish(key, now: now)
+            case .stored:
+                counts.stored += 1
+                actions += endOutage(token, now: now)
                 actions += finish(key, now: now)
             case .rejected(let status):
                 // An answer, even a refusal, shows the backend is up.
@@ -439,7 +443,7 @@ extension RevocationQueue {
                 entry.attempts += 1
                 entries[key] = entry
                 inFlightKeys.insert(key)
-                actions.append(.call(key, token))
+                actions.append(.call(key, token, loggedOutAt: entry.loggedOutAt))
             }
             return actions + readBackParked()
         }
@@ -492,16 +496,8 @@ extension RevocationQueue {
             }
         }
 
-        /// Capped exponential backoff with full jitter: uniform in `0...min(max, base * 2^(n-1))`
-        /// after the n-th failed attempt. A `Retry-After` replaces it, clamped to the cap, so a
-        /// backend cannot park a token for longer than we would have.
         func retryDelay(attempt: Int, retryAfter: Int64?, random: inout some RandomNumberGenerator) -> Int64 {
-            let cap = max(0, settings.retryMax.wholeMilliseconds)
-            if let retryAfter { return min(max(0, retryAfter), cap) }
-            let base = max(1, settings.retryBase.wholeMilliseconds)
-            let shift = min(max(0, attempt - 1), 40)
-            let ceiling = base > cap >> shift ? cap : min(cap, base << shift)
-            return Int64.random(in: 0...ceiling, using: &random)
+            settings.retryDelay(attempt: attempt, retryAfter: retryAfter, random: &random)
         }
 
         private mutating func endOutage(_ token: AccessToken, now: RevocationInstant) -> [Action] {

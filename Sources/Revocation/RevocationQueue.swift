@@ -134,11 +134,11 @@ public final class RevocationQueue: Sendable {
     private func perform(_ actions: [StateMachine.Action]) {
         for action in actions {
             switch action {
-            case .call(let key, let token):
+            case .call(let key, let token, let loggedOutAt):
                 let started = ContinuousClock.now
                 // The outcome is handled where it arrives (the HTTP client's event loop): a hop
                 // through the Dispatch queue would cost two thread wake-ups per call for nothing.
-                notifier.revoke(token) { outcome in
+                notifier.revoke(token, loggedOutAt: loggedOutAt) { outcome in
                     self.finished(key, outcome, latency: ContinuousClock.now - started)
                 }
             case .scheduleRetry(let key, let milliseconds):

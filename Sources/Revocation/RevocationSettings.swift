@@ -1,3 +1,5 @@
+import LogoutCore
+
 /// How the revocation queue holds, deduplicates, retries and gives up on revocations.
 ///
 /// A plain value with defaults; the lead wires the environment onto it. Keys, key by key:
@@ -37,5 +39,20 @@ public struct RevocationSettings: Sendable, Equatable {
     public init(capacity: Int, concurrency: Int) {
         self.capacity = capacity
         self.concurrency = concurrency
+    }
+}
+
+extension RevocationSettings {
+    /// Capped exponential backoff with full jitter: uniform in `0...min(max, base * 2^(n-1))`
+    /// milliseconds after the n-th failed attempt. A `Retry-After` replaces it, clamped to the
+    /// cap, so a backend cannot park a token for longer than we would have. The queue and the
+    /// fleet's outbox both retry by this rule.
+    public func retryDelay(attempt: Int, retryAfter: Int64?, random: inout some RandomNumberGenerator) -> Int64 {
+        let cap = max(0, retryMax.wholeMilliseconds)
+        if let retryAfter { return min(max(0, retryAfter), cap) }
+        let base = max(1, retryBase.wholeMilliseconds)
+        let shift = min(max(0, attempt - 1), 40)
+        let ceiling = base > cap >> shift ? cap : min(cap, base << shift)
+        return Int64.random(in: 0...ceiling, using: &random)
     }
 }

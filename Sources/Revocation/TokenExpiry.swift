@@ -4,14 +4,14 @@ import LogoutCore
 /// The `exp` claim of a token that is a JWT (RFC 7519 §4.1.4), read without checking the
 /// signature: it only bounds how long a revocation is retried, and a forged `exp` can only make
 /// its own token's revocation give up earlier or later.
-enum TokenExpiry {
+package enum TokenExpiry {
     private struct Claims: Decodable {
         var exp: Double
     }
 
     /// Milliseconds since the epoch at which the token expires, or nil when the token is not a
     /// three-part JWS whose payload is a JSON object with a numeric `exp`.
-    static func of(_ token: AccessToken) -> UnixMilliseconds? {
+    package static func of(_ token: AccessToken) -> UnixMilliseconds? {
         let parts = token.value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1].count <= 8192 else { return nil }
         var base64 = String(decoding: parts[1], as: UTF8.self)

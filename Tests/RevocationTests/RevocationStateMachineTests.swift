@@ -60,7 +60,7 @@ struct Driver {
 
 extension [Machine.Action] {
     var calls: [AccessToken] {
-        compactMap { if case .call(_, let token) = $0 { return token } else { return nil } }
+        compactMap { if case .call(_, let token, _) = $0 { return token } else { return nil } }
     }
     var completed: [JournalReceipt] {
         flatMap { if case .complete(let receipts) = $0 { return receipts } else { return [] } }
