@@ -18,6 +18,8 @@ let package = Package(
         // Already in the graph through async-http-client; named for the TLS settings (issue 11).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        // The fleet's shared outbox on PostgreSQL (issue 19).
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // libfcgi from Debian's libfcgi-dev; only the FastCGI target imports it.
@@ -66,6 +68,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The fleet-wide outbox on PostgreSQL (issue 19): pending revocations that outlive their host.
+        .target(
+            name: "RevocationOutbox",
+            dependencies: [
+                "Revocation",
+                "LogoutCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Appends records to a spool, then SIGKILLs itself or reports counters: the spool tests' child process.
         .executableTarget(
             name: "SpoolCrashProbe",
@@ -80,6 +95,7 @@ let package = Package(
                 "LogoutCore",
                 "Revocation",
                 "RevocationSpool",
+                "RevocationOutbox",
                 "SystemCalls",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -150,6 +166,10 @@ let package = Package(
                 "RevocationSpool", "Revocation", "LogoutCore", "SpoolCrashProbe",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "RevocationOutboxTests",
+            dependencies: ["RevocationOutbox", "Revocation", "LogoutCore", "LogoutService"]
         ),
         .testTarget(
             name: "EndToEndTests",

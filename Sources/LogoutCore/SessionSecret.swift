@@ -16,6 +16,12 @@ public struct SessionSecret: Sendable, CustomStringConvertible {
     package let spoolKey: SymmetricKey
     /// The HKDF `info` label that keeps the spool key apart from every other use of the secret.
     static let spoolKeyLabel = "crocante-logout spool v1"
+    /// Seals tokens in the fleet's outbox table (RevocationOutbox); the same on every host with this secret.
+    package let outboxSealKey: SymmetricKey
+    /// Keys the outbox's rows: every host with this secret finds one token under one key.
+    package let outboxRowKey: SymmetricKey
+    static let outboxSealLabel = "crocante-logout outbox seal v1"
+    static let outboxRowLabel = "crocante-logout outbox row key v1"
 
     /// Derives the key from `secret`, refusing secrets too short or known to the world.
     /// - Parameter setting: the configuration name to blame in the error.
@@ -27,11 +33,13 @@ public struct SessionSecret: Sendable, CustomStringConvertible {
             throw .invalidSetting(setting, reason: "must be at least \(Self.minimumLength) bytes")
         }
         key = SymmetricKey(data: SHA256.hash(data: Array(secret.utf8)))
-        spoolKey = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: Array(secret.utf8)),
-            info: Array(Self.spoolKeyLabel.utf8),
-            outputByteCount: 32
-        )
+        let material = SymmetricKey(data: Array(secret.utf8))
+        func derived(_ label: String) -> SymmetricKey {
+            HKDF<SHA256>.deriveKey(inputKeyMaterial: material, info: Array(label.utf8), outputByteCount: 32)
+        }
+        spoolKey = derived(Self.spoolKeyLabel)
+        outboxSealKey = derived(Self.outboxSealLabel)
+        outboxRowKey = derived(Self.outboxRowLabel)
     }
 
     public var description: String { "SessionSecret(redacted)" }

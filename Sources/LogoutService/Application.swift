@@ -3,7 +3,9 @@ import FastCGI
 import Logging
 import LogoutCore
 import Revocation
+import RevocationOutbox
 import RevocationSpool
+import Synchronization
 import SystemCalls
 
 #if canImport(Glibc)
@@ -21,13 +23,16 @@ public final class Application {
     let revocations: RevocationQueue
     let spool: Spool?
     let notifier: HTTPBackendNotifier
+    /// The fleet's outbox, and whether its schema was reached at start; nil without `CROCANTE_OUTBOX`.
+    let outbox: (outbox: RevocationOutbox, prepared: Bool)?
 
     init(
         configuration: Configuration, environment: [String: String], logger: Logger, socket: ListeningSocket,
         server: FastCGIServer<LogoutResponder>, responder: LogoutResponder, revocations: RevocationQueue, spool: Spool?,
-        notifier: HTTPBackendNotifier
+        notifier: HTTPBackendNotifier, outbox: (outbox: RevocationOutbox, prepared: Bool)?
     ) {
         self.spool = spool
+        self.outbox = outbox
         self.configuration = configuration
         self.environment = environment
         self.logger = logger
@@ -42,6 +47,7 @@ public final class Application {
     /// queued revocations (up to the drain deadline), backend connections; and prints the final
     /// status JSON on stdout. Throws only when the workers cannot be started.
     public func runUntilSignalled() throws(CrocanteError) {
+        outbox.map { $0.outbox.start(prepared: $0.prepared) }
         do {
             try server.start()
         } catch {
@@ -64,6 +70,7 @@ public final class Application {
                 "backend": "\(Configuration.redactingCredentials(configuration.backendURL))",
                 "app_env": "\(configuration.appEnvironment.rawValue)",
                 "spool": "\(configuration.spoolDirectory ?? "none")",
+                "outbox": "\(configuration.outbox?.description ?? "none")",
                 "backend_proxy": "\(configuration.backendProxy?.description ?? "none")",
                 "backend_client_certificate": "\(configuration.backendTLS?.clientKey == nil ? "no" : "yes")",
             ])
@@ -79,9 +86,19 @@ public final class Application {
         watchdog?.stop()
         server.stop()
         server.wait()
-        let counts = revocations.drain(timeout: configuration.drainTimeout)
+        let drainStarted = ContinuousClock.now
+        _ = revocations.drain(timeout: configuration.drainTimeout)
+        if let outbox = outbox?.outbox {
+            // The rest of the drain deadline for the outbox's calls in flight; their verdicts are
+            // written back, and rows still held go to another host when their lease runs out.
+            let left = max(.milliseconds(500), configuration.drainTimeout - (ContinuousClock.now - drainStarted))
+            waitFor { await outbox.stop(timeout: left) }
+        }
         notifier.shutdown()
-        writeToStandardOutput(responder.statusReport().json + "\n")
+        let report = responder.statusReport()
+        // The report's counts: with an outbox, the backend's verdicts are the outbox's.
+        let counts = report.revocations
+        writeToStandardOutput(report.json + "\n")
         logger.notice(
             "stopped",
             metadata: [
@@ -127,7 +144,9 @@ public func buildApplication(configuration: Configuration, environment: [String:
         tls: configuration.backendTLS, proxy: configuration.backendProxy)
     let spool: Spool?
     let socket: ListeningSocket
+    let outbox: (outbox: RevocationOutbox, prepared: Bool)?
     do {
+        outbox = try openOutbox(configuration: configuration, backend: notifier, logger: logger)
         spool = try openSpool(configuration: configuration, logger: logger)
         socket = try openSocket(configuration: configuration, environment: environment)
     } catch {
@@ -135,13 +154,14 @@ public func buildApplication(configuration: Configuration, environment: [String:
         notifier.shutdown()
         throw error
     }
+    // With an outbox the queue's calls store into the shared table, and the outbox calls the backend.
     let revocations = RevocationQueue(
-        settings: configuration.revocationSettings, notifier: notifier, journal: spool, logger: logger)
+        settings: configuration.revocationSettings, notifier: outbox?.outbox ?? notifier, journal: spool, logger: logger)
     let workerCounters = WorkerCounters()
     let heartbeats = WorkerHeartbeats(workers: configuration.workers)
     let refusals = RefusalCounters()
     let responder = LogoutResponder(
-        router: Router(configuration: configuration), revocations: revocations, spool: spool,
+        router: Router(configuration: configuration), revocations: revocations, spool: spool, outbox: outbox?.outbox,
         workers: workerCounters, heartbeats: heartbeats,
         workerCount: configuration.workers, refusals: refusals, logger: logger,
         mismatches: .init(share: configuration.secretMismatchShare))
@@ -152,7 +172,65 @@ public func buildApplication(configuration: Configuration, environment: [String:
         logger: logger)
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
-        responder: responder, revocations: revocations, spool: spool, notifier: notifier)
+        responder: responder, revocations: revocations, spool: spool, notifier: notifier, outbox: outbox)
+}
+
+/// The outbox `CROCANTE_OUTBOX` names, its schema created or migrated, or nil.
+///
+/// A database that answers "no" (authentication, no such database, privileges, a newer schema)
+/// is a configuration error: exit 78. One that does not answer is an outage, not a reason to
+/// refuse logouts: the service starts, the spool buffers, and the outbox catches up when the
+/// database is back.
+private func openOutbox(
+    configuration: Configuration, backend: any BackendNotifier, logger: Logger
+) throws(CrocanteError) -> (outbox: RevocationOutbox, prepared: Bool)? {
+    guard let address = configuration.outbox else { return nil }
+    let settings = RevocationOutbox.Settings(
+        address: address, revocation: configuration.revocationSettings,
+        // Longer than any call can take (the call deadline covers connecting), so no two hosts call at once.
+        lease: configuration.backendTimeout * 2 + .seconds(5), hostName: "\(hostName())/\(getpid())")
+    let outbox = try RevocationOutbox(
+        settings: settings, secrets: configuration.sessionSecrets, backend: backend, logger: logger)
+    let failure: RevocationOutbox.StartFailure? = waitFor {
+        do throws(RevocationOutbox.StartFailure) {
+            try await outbox.prepare()
+            return nil
+        } catch {
+            return error
+        }
+    }
+    switch failure {
+    case nil:
+        return (outbox, true)
+    case .refused(let reason):
+        throw .invalidSetting(Settings.outbox.name, reason: "the database refused: \(reason)")
+    case .unreachable(let reason):
+        logger.error(
+            "outbox unreachable at start: serving anyway, revocations wait in the spool until the database answers",
+            metadata: ["outbox": "\(address)", "reason": "\(reason)"])
+        return (outbox, false)
+    }
+}
+
+/// This host's name, for the outbox's `claimed_by`.
+private func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Runs `body` to its end from synchronous code that is not itself on a concurrency thread
+/// (start-up and shutdown, on the main thread).
+private func waitFor<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex<T?>(nil)
+    Task {
+        let value = await body()
+        result.withLock { $0 = value }
+        done.signal()
+    }
+    done.wait()
+    return result.withLock { $0! }
 }
 
 /// The spool the configuration names, or nil (memory-only, said once when ready).

@@ -3,6 +3,7 @@ import FoundationEssentials
 import Logging
 import LogoutCore
 import Revocation
+import RevocationOutbox
 
 /// Everything crocante-logout is told, read once at start-up from the environment (flags are
 /// written over the same names by the command line) and validated before anything starts.
@@ -40,6 +41,8 @@ public struct Configuration: Sendable {
     public var spoolDirectorySource: String
     public var spoolSyncInterval: Duration
     public var spoolMaxBytes: Int
+    /// The fleet's shared outbox on PostgreSQL; nil: this host delivers its own revocations.
+    public var outbox: OutboxAddress?
     public var dedupWindow: Duration
     public var retryBase: Duration
     public var retryMax: Duration
@@ -125,6 +128,9 @@ public struct Configuration: Sendable {
         spoolDirectorySource = reader.isGiven(Settings.spoolDirectory.declaration) ? Settings.spoolDirectory.declaration.name : "STATE_DIRECTORY"
         spoolSyncInterval = try reader.value(Settings.spoolSync)
         spoolMaxBytes = try reader.value(Settings.spoolMaxBytes)
+        outbox = try reader.secretText(named: Settings.outbox).map { (found) throws(CrocanteError) in
+            try OutboxAddress(url: found.value, setting: found.setting)
+        }
         dedupWindow = try reader.value(Settings.dedupWindow)
         retryBase = try reader.value(Settings.retryBase)
         retryMax = try reader.value(Settings.retryMax)
@@ -143,7 +149,8 @@ public struct Configuration: Sendable {
         }
         self.warnings = warnings
         let tlsLines = backendTLS?.summary(now: now).lines ?? []
-        summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"] + tlsLines
+        let outboxLines = outbox.map { ["outbox=\($0)"] } ?? []
+        summary = (reader.shown + ["backend URL=\(Self.redactingCredentials(backendURL))"] + outboxLines + tlsLines
             + tlsWarnings.map { "warning: " + $0 }).joined(separator: "\n")
     }
 

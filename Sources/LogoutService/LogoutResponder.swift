@@ -3,6 +3,7 @@ import FoundationEssentials
 import Logging
 import LogoutCore
 import Revocation
+import RevocationOutbox
 import Synchronization
 
 /// Connects the FastCGI server to the router: answers each request, counts logouts, and hands
@@ -12,6 +13,8 @@ struct LogoutResponder: FastCGIResponder {
     let revocations: RevocationQueue
     /// The durable spool behind the queue, for its counters; nil in memory-only mode.
     let spool: (any RevocationJournal)?
+    /// The fleet's outbox, for its counters; nil without `CROCANTE_OUTBOX`.
+    let outbox: RevocationOutbox?
     let workers: WorkerCounters
     /// The workers' progress, parked by the test-only wedge route.
     let heartbeats: WorkerHeartbeats
@@ -90,9 +93,10 @@ struct LogoutResponder: FastCGIResponder {
             keptYielded: workers.yielded.load(ordering: .relaxed),
             logouts: counters.logouts.load(ordering: .relaxed),
             sessionsOpened: counters.sessionsOpened.load(ordering: .relaxed),
-            revocations: revocations.counts,
+            revocations: outbox.map { revocations.counts.delivered(by: $0.statistics) } ?? revocations.counts,
             queueCapacity: revocations.capacity,
             spool: spool?.statistics,
+            outbox: outbox?.statistics,
             peersRefused: refusals.peersRefused.load(ordering: .relaxed),
             invalidRequests: refusals.invalidRequests.load(ordering: .relaxed),
             unknownRoles: refusals.unknownRoles.load(ordering: .relaxed),

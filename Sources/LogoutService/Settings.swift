@@ -16,7 +16,7 @@ public enum Settings {
         drainTimeout.declaration, requestTimeout.declaration, allowedClients.declaration, allowedPeers.declaration,
         secretMismatchPercent.declaration, clearCookieVariants.declaration, clearSiteData.declaration,
         spoolDirectory.declaration,
-        spoolSync.declaration, spoolMaxBytes.declaration, dedupWindow.declaration, retryBase.declaration,
+        spoolSync.declaration, spoolMaxBytes.declaration, outbox, dedupWindow.declaration, retryBase.declaration,
         retryMax.declaration, revocationMaxAge.declaration, logLevel.declaration,
     ]
 

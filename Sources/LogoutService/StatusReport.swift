@@ -1,5 +1,6 @@
 import LogoutCore
 import Revocation
+import RevocationOutbox
 
 /// The counters the status path shows, as php-fpm's status page shows its pool's, rendered as
 /// JSON or in the Prometheus text exposition format.
@@ -19,6 +20,8 @@ public struct StatusReport: Sendable, Equatable {
     var queueCapacity: Int
     /// The spool's counters; nil when running memory-only.
     var spool: JournalStatistics?
+    /// The fleet outbox's counters; nil without `CROCANTE_OUTBOX`.
+    var outbox: OutboxStatistics? = nil
     /// Connections closed unserved (issue 10), by reason.
     var peersRefused = 0
     var invalidRequests = 0
@@ -43,6 +46,7 @@ public struct StatusReport: Sendable, Equatable {
     /// Name, help text, Prometheus type and value of every figure, in the order shown.
     private var figures: [(name: String, help: String, type: String, value: Int)] {
         let spool = self.spool ?? JournalStatistics()
+        let outbox = self.outbox ?? OutboxStatistics()
         return [
             ("start_time", "Start time, seconds since the epoch", "gauge", startTime),
             ("uptime_seconds", "Seconds since start", "gauge", uptimeSeconds),
@@ -81,6 +85,15 @@ public struct StatusReport: Sendable, Equatable {
             ("spool_write_errors", "Appends that failed: disk full, read-only, I/O error, or the size limit", "counter", spool.writeErrors),
             ("spool_full", "Appends refused at the size limit", "counter", spool.full),
             ("spool_syncs", "fdatasync calls", "counter", spool.syncs),
+            ("outbox_enabled", "1 when revocations go through the fleet's PostgreSQL outbox", "gauge", self.outbox == nil ? 0 : 1),
+            ("outbox_connected", "1 while the outbox's delivery connection answers", "gauge", outbox.connected ? 1 : 0),
+            ("outbox_stored", "Revocations this host wrote to the outbox", "counter", outbox.stored),
+            ("outbox_store_errors", "Outbox writes that failed; the queue retries them and the spool keeps them", "counter", outbox.storeErrors),
+            ("outbox_claimed", "Outbox rows this host claimed for a backend call", "counter", outbox.claimed),
+            ("outbox_unreadable", "Claimed rows no configured secret opens, left for another host", "counter", outbox.unreadable),
+            ("outbox_errors", "Outbox statements or connections that failed", "counter", outbox.errors),
+            ("outbox_depth", "Rows pending in the outbox, fleet-wide, measured every second", "gauge", outbox.depth),
+            ("outbox_oldest_pending_age_seconds", "Age of the oldest row pending in the outbox", "gauge", outbox.oldestPendingAgeSeconds),
             ("peers_refused", "Connections from peers outside the allowlist, closed", "counter", peersRefused),
             ("invalid_requests", "FastCGI requests the record check refused, closed", "counter", invalidRequests),
             ("unknown_roles", "Requests for a role other than responder, answered FCGI_UNKNOWN_ROLE", "counter", unknownRoles),
@@ -98,8 +111,10 @@ public struct StatusReport: Sendable, Equatable {
     /// also the last stdout line at a clean stop.
     public var json: String {
         let latency = revocations.latency
+        let claims = outbox?.claimLatency ?? LatencyHistogram()
         return "{" + figures.map { "\"\($0.name)\":\($0.value)" }.joined(separator: ",")
-            + ",\"backend_latency_count\":\(latency.count),\"backend_latency_sum_ms\":\(Int(latency.sum * 1000))}"
+            + ",\"backend_latency_count\":\(latency.count),\"backend_latency_sum_ms\":\(Int(latency.sum * 1000))"
+            + ",\"outbox_claim_latency_count\":\(claims.count),\"outbox_claim_latency_sum_ms\":\(Int(claims.sum * 1000))}"
     }
 
     /// Counters get the conventional `_total` suffix; every name is prefixed `crocante_logout_`.
@@ -109,14 +124,20 @@ public struct StatusReport: Sendable, Equatable {
             let name = "crocante_logout_" + figure.name + (figure.type == "counter" ? "_total" : "")
             return "# HELP \(name) \(figure.help).\n# TYPE \(name) \(figure.type)\n\(name) \(figure.value)\n"
         }.joined()
-        let latency = revocations.latency
-        let name = "crocante_logout_backend_latency_seconds"
-        var histogram = "# HELP \(name) Backend call latency.\n# TYPE \(name) histogram\n"
-        for (bound, count) in zip(LatencyHistogram.bounds, latency.cumulative) {
-            histogram += "\(name)_bucket{le=\"\(bound)\"} \(count)\n"
+        let backend = Self.histogram("crocante_logout_backend_latency_seconds", help: "Backend call latency.", revocations.latency)
+        let claims = outbox.map {
+            Self.histogram("crocante_logout_outbox_claim_latency_seconds", help: "Outbox claim statement latency.", $0.claimLatency)
         }
-        histogram += "\(name)_bucket{le=\"+Inf\"} \(latency.count)\n\(name)_sum \(latency.sum)\n\(name)_count \(latency.count)\n"
-        return plain + histogram
+        return plain + backend + (claims ?? "")
+    }
+
+    /// A histogram: `_bucket` with cumulative `le` bounds ending in `+Inf`, then `_sum` and `_count`.
+    private static func histogram(_ name: String, help: String, _ latency: LatencyHistogram) -> String {
+        var text = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        for (bound, count) in zip(LatencyHistogram.bounds, latency.cumulative) {
+            text += "\(name)_bucket{le=\"\(bound)\"} \(count)\n"
+        }
+        return text + "\(name)_bucket{le=\"+Inf\"} \(latency.count)\n\(name)_sum \(latency.sum)\n\(name)_count \(latency.count)\n"
     }
 
     /// The status page in `format`.
@@ -125,5 +146,22 @@ public struct StatusReport: Sendable, Equatable {
         case .json: return LogoutResponse(status: "200 OK", body: json)
         case .prometheus: return LogoutResponse(status: "200 OK", contentType: "text/plain; version=0.0.4", body: prometheus)
         }
+    }
+}
+
+extension RevocationQueue.Counts {
+    /// With an outbox the queue's calls only store: the backend's verdicts, attempts and latency
+    /// are the outbox's. Expiries add up: the queue gives up on a token it could not store in
+    /// time, the outbox on a row nobody could deliver in time.
+    func delivered(by outbox: OutboxStatistics) -> Self {
+        var counts = self
+        counts.revoked = outbox.revoked
+        counts.rejected = outbox.rejected
+        counts.failed = outbox.failed
+        counts.retried = outbox.retried
+        counts.expired = expired + outbox.expired
+        counts.inFlight = outbox.inFlight
+        counts.latency = outbox.backendLatency
+        return counts
     }
 }

@@ -44,9 +44,12 @@ import Testing
                 + #""revocations_retrying":0,"revocations_parked_now":0,"revocations_oldest_pending_age_seconds":11,"queue_capacity":10000,"#
                 + #""queue_depth":2,"spool_enabled":1,"spool_pending_records":8,"spool_bytes":4096,"#
                 + #""spool_corrupt_records":1,"spool_unreadable_records":0,"spool_write_errors":0,"spool_full":0,"#
-                + #""spool_syncs":20,"peers_refused":0,"invalid_requests":0,"unknown_roles":0,"timed_out":0,"#
+                + #""spool_syncs":20,"outbox_enabled":0,"outbox_connected":0,"outbox_stored":0,"outbox_store_errors":0,"#
+                + #""outbox_claimed":0,"outbox_unreadable":0,"outbox_errors":0,"outbox_depth":0,"#
+                + #""outbox_oldest_pending_age_seconds":0,"peers_refused":0,"invalid_requests":0,"unknown_roles":0,"timed_out":0,"#
                 + #""closed_early":0,"cookies_opened":0,"cookies_undecodable":0,"cookies_too_short":0,"#
-                + #""cookies_tag_mismatch":0,"cookies_bad_plaintext":0,"backend_latency_count":0,"backend_latency_sum_ms":0}"#)
+                + #""cookies_tag_mismatch":0,"cookies_bad_plaintext":0,"backend_latency_count":0,"backend_latency_sum_ms":0,"#
+                + #""outbox_claim_latency_count":0,"outbox_claim_latency_sum_ms":0}"#)
     }
 
     /// The text exposition format, line by line: for each metric a HELP line, then its TYPE,
