@@ -32,14 +32,24 @@ final class PostgresServer {
     private var process: ManagedProcess?
     private var starts = 0
 
-    /// `postgres://…` for `CROCANTE_OUTBOX`, over TCP on loopback, without TLS.
+    /// Where it listens for TCP: 127.0.0.1, or a test network host's address.
+    let address: String
+    /// The command prefix it runs under (a test network host's `ip netns exec …`), or none.
+    private let launcher: [String]
+
+    /// `postgres://…` for `CROCANTE_OUTBOX`, over TCP, without TLS.
     var url: String { url(password: Self.password) }
 
     func url(password: String) -> String {
-        "postgres://\(Self.user):\(password)@127.0.0.1:\(port)/postgres?sslmode=disable"
+        "postgres://\(Self.user):\(password)@\(address):\(port)/postgres?sslmode=disable"
     }
 
-    fileprivate init() throws {
+    /// - Parameters:
+    ///   - address: the TCP address to listen on; the unix socket in ``directory`` is always there.
+    ///   - launcher: a prefix that execs its arguments, e.g. into a network namespace.
+    init(address: String = "127.0.0.1", launcher: [String] = []) throws {
+        self.address = address
+        self.launcher = launcher
         guard let bin = Self.binDirectory, let account = getpwnam("postgres") else { throw HarnessError("no PostgreSQL server") }
         self.bin = bin
         var template = Array("/tmp/crocante-pg-XXXXXX".utf8CString)
@@ -55,15 +65,21 @@ final class PostgresServer {
         try Self.runAsPostgres(
             bin + "/initdb", ["-D", directory + "/data", "-U", Self.user, "--auth=scram-sha-256", "--pwfile=" + passwordFile,
             "-E", "UTF8", "--no-sync"])
+        // initdb allows loopback only; a test network host's peers are on its own subnet.
+        let hba = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/data/pg_hba.conf"))
+        try hba.seekToEnd()
+        try hba.write(contentsOf: Data("host all all samenet scram-sha-256\n".utf8))
+        try hba.close()
         try start()
     }
 
     /// Starts the server (again, after ``stop(immediately:)``) and waits until it answers.
     func start() throws {
+        let command = launcher + [Self.setpriv] + Self.asPostgres + [
+            bin + "/postgres", "-D", directory + "/data", "-c", "listen_addresses=\(address)", "-p", "\(port)", "-k", directory,
+        ]
         let server = try ManagedProcess(
-            URL(fileURLWithPath: Self.setpriv),
-            Self.asPostgres + [bin + "/postgres", "-D", directory + "/data", "-c", "listen_addresses=127.0.0.1",
-             "-p", "\(port)", "-k", directory],
+            URL(fileURLWithPath: command[0]), Array(command.dropFirst()),
             environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"], logDirectory: URL(fileURLWithPath: directory),
             name: "server-\(starts)")
         starts += 1
@@ -84,10 +100,11 @@ final class PostgresServer {
         }
     }
 
-    /// The rows `sql` returns, `|`-separated, one line each (`psql -At`).
+    /// The rows `sql` returns, `|`-separated, one line each (`psql -At`), over the unix socket
+    /// (reachable from any network namespace).
     func query(_ sql: String) throws -> [String] {
         let result = try Harness.run(
-            bin + "/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", Self.user, "-d", "postgres", "-Atc", sql],
+            bin + "/psql", ["-h", directory, "-p", "\(port)", "-U", Self.user, "-d", "postgres", "-Atc", sql],
             environment: ["PGPASSWORD": Self.password, "PATH": "/usr/bin:/bin"])
         guard result.status == 0 else { throw HarnessError("psql: \(result.stderr)") }
         return result.stdout.split(separator: "\n").map(String.init)
@@ -101,7 +118,8 @@ final class PostgresServer {
 
     var log: String { (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? "" }
 
-    fileprivate func remove() {
+    /// Stops the server and removes its files.
+    func remove() {
         stop()
         try? FileManager.default.removeItem(atPath: directory)
     }

@@ -20,6 +20,8 @@ final class ScaleOutStack {
     /// The stand-in's host and port.
     static let backendAddress = "10.0.0.20"
     static let backendPort = 8081
+    /// The outbox's PostgreSQL host, when the stack has one.
+    static let databaseAddress = "10.0.0.30"
 
     let directory: URL
     let network: TestNetwork
@@ -29,6 +31,9 @@ final class ScaleOutStack {
     let upstreams: [String: String]
     private(set) var nginx: Nginx?
     private(set) var backend: StandInBackend?
+    /// The fleet's outbox (`CROCANTE_OUTBOX` on every responder), on its own host; nil: spools only.
+    private(set) var database: PostgresServer?
+    private let withOutbox: Bool
     /// Every responder run on each host, in order; the last one is the current one.
     private(set) var runs: [String: [Responder]] = [:]
     private var finished = false
@@ -66,7 +71,8 @@ final class ScaleOutStack {
         return (site, upstreams)
     }
 
-    fileprivate init() throws {
+    fileprivate init(outbox: Bool) throws {
+        withOutbox = outbox
         directory = try Harness.temporaryDirectory()
         do {
             let (site, upstreams) = try Self.site(directory: directory)
@@ -75,8 +81,10 @@ final class ScaleOutStack {
             self.upstreams = Dictionary(uniqueKeysWithValues: zip(names, upstreams))
             self.site = site
             let addresses = upstreams.map { String($0.split(separator: ":")[0]) }
+            let databaseHost = outbox ? [("database", Self.databaseAddress)] : []
             network = try TestNetwork(
-                hosts: [("nginx", Self.nginxAddress), ("backend", Self.backendAddress)] + zip(names, addresses).map { ($0, $1) })
+                hosts: [("nginx", Self.nginxAddress), ("backend", Self.backendAddress)] + databaseHost
+                    + zip(names, addresses).map { ($0, $1) })
             try FileManager.default.createDirectory(at: directory.appendingPathComponent("hosts"), withIntermediateDirectories: false)
         } catch {
             try? FileManager.default.removeItem(at: directory)
@@ -89,6 +97,9 @@ final class ScaleOutStack {
         backend = try StandInBackend(
             ["--host", Self.backendAddress], directory: directory, port: UInt16(Self.backendPort), name: "backend",
             launcher: network.launcher("backend"))
+        if withOutbox {
+            database = try PostgresServer(address: Self.databaseAddress, launcher: network.launcher("database"))
+        }
         for host in responderHosts {
             let spool = directory.appendingPathComponent("spool-\(host)").path
             try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
@@ -111,6 +122,11 @@ final class ScaleOutStack {
         environment["CROCANTE_LISTEN"] = upstreams[host]
         environment["CROCANTE_ALLOWED_CLIENTS"] = Self.nginxAddress
         environment["CROCANTE_SPOOL_DIR"] = directory.appendingPathComponent("spool-\(host)").path
+        if let database {
+            environment["CROCANTE_OUTBOX"] = database.url
+            // A one-second call deadline: a lease of 7 s, so a dead host's rows are claimed soon.
+            environment["CROCANTE_BACKEND_TIMEOUT_MS"] = "1000"
+        }
         return environment
     }
 
@@ -217,6 +233,7 @@ final class ScaleOutStack {
         for responder in runs.values.joined() { responder.stop() }
         nginx?.stop()
         backend?.stop()
+        database?.remove()
         network.remove()
     }
 
@@ -228,8 +245,11 @@ final class ScaleOutStack {
 
 /// Runs `body` against a fresh ``ScaleOutStack``, then stops it, deletes its namespaces and
 /// checks that no responder wrote a secret (also when `body` or the start-up throws).
-func withScaleOutStack<Result>(sourceLocation: SourceLocation = #_sourceLocation, _ body: (ScaleOutStack) throws -> Result) throws -> Result {
-    let stack = try ScaleOutStack()
+/// With `outbox`, every responder shares a PostgreSQL outbox on a host of its own.
+func withScaleOutStack<Result>(
+    outbox: Bool = false, sourceLocation: SourceLocation = #_sourceLocation, _ body: (ScaleOutStack) throws -> Result
+) throws -> Result {
+    let stack = try ScaleOutStack(outbox: outbox)
     defer { stack.finish(sourceLocation) }
     try stack.start()
     return try body(stack)

@@ -110,4 +110,55 @@ struct ScaleOutTests {
                 """)
         }
     }
+
+    /// The same hosts sharing one PostgreSQL outbox on a host of its own: host a cannot reach the
+    /// backend, so the rows it stores are claimed, failed and retried by every host; a is killed
+    /// with SIGKILL and never comes back, b's link goes down and up under load; the survivors
+    /// deliver every token answered 200, a's included, with no restart of a.
+    @Test(.enabled(if: PostgresServer.isAvailable, "needs a PostgreSQL server (scripts/install-deps)"))
+    func aHostLostForGoodLosesNoRevocationWithTheOutbox() throws {
+        try withScaleOutStack(outbox: true) { stack in
+            let (a, b) = (stack.responderHosts[0], stack.responderHosts[1])
+            let database = try #require(stack.database)
+            let pending = "SELECT count(*) FROM crocante_outbox WHERE done_at IS NULL"
+
+            try stack.network.setBlackhole(from: a, to: ScaleOutStack.backendAddress, true)
+            let (before, _) = try sender(stack, 900, "outbox-before")
+            before.start(threads: 6)
+            #expect(before.finish().values.allSatisfy { $0 == 200 }, "before the kill: \(before.tally)")
+            // What the fleet holds is in the table before a dies; a holds leases on some of it.
+            let stored = "SELECT count(*) FROM crocante_outbox"
+            #expect(Harness.waitUntil { (try? database.count(stored)) ?? 0 >= before.answeredTokens.count })
+            let aPid = stack.responder(a).pid
+            let heldByA = "SELECT count(*) FROM crocante_outbox WHERE claimed_by LIKE '%/\(aPid)' AND done_at IS NULL"
+            _ = Harness.waitUntil { ((try? database.count(heldByA)) ?? 0) > 0 }
+            let leasesAtKill = try database.count(heldByA)
+            stack.responder(a).send(SIGKILL)
+            #expect(stack.responder(a).waitForExit(timeout: .seconds(10)) != nil)
+
+            let (during, _) = try sender(stack, 6000, "outbox-during", pause: .milliseconds(20))
+            during.start(threads: 8)
+            sleep(.seconds(2))
+            try stack.network.setLink(b, up: false)
+            sleep(.seconds(6))
+            try stack.network.setLink(b, up: true)
+            sleep(.seconds(2))
+            during.stop()
+            let answered = before.answeredTokens + during.answeredTokens
+            #expect(during.tally.keys.sorted() == [200], "answers with a dead and b cut off: \(during.tally)")
+            let missing = stack.waitForDelivery(of: answered, timeout: .seconds(90))
+            #expect(Harness.waitUntil(timeout: .seconds(30)) { (try? database.count(pending)) == 0 })
+            let deliveredByA = Set(answered).intersection(stack.deliveredTokens(from: a)).count
+            let perHost = stack.responderHosts.map { stack.deliveredTokens(from: $0).count }
+            print(
+                "scale-out/outbox: answered \(answered.count) (\(before.answeredTokens.count) before a was killed holding \(leasesAtKill) leases), revoked \(answered.count - missing.count), lost \(missing.count); delivered per host \(perHost), by a \(deliveredByA); rows pending \((try? database.count(pending)) ?? -1)")
+            #expect(missing.isEmpty, "\(missing.count) tokens answered 200 never reached the backend, host a never restarted")
+            #expect(deliveredByA == 0, "host a cannot reach the backend")
+            for host in stack.responderHosts.dropFirst() {
+                stack.responder(host).send(SIGTERM)
+                #expect(stack.responder(host).waitForExit() == 0)
+                #expect(stack.responder(host).finalStatus?["revocations_lost"] == 0)
+            }
+        }
+    }
 }
