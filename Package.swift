@@ -150,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LogoutServiceTests",
-            dependencies: ["LogoutService", "LogoutCore", "FastCGI", "Revocation"]
+            dependencies: ["LogoutService", "LogoutCore", "FastCGI", "Revocation", "RevocationOutbox"]
         ),
         .testTarget(
             name: "RevocationTests",
@@ -169,7 +169,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RevocationOutboxTests",
-            dependencies: ["RevocationOutbox", "Revocation", "LogoutCore", "LogoutService"]
+            dependencies: ["RevocationOutbox", "Revocation", "LogoutCore"]
         ),
         .testTarget(
             name: "EndToEndTests",

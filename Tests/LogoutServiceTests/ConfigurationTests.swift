@@ -1,6 +1,7 @@
 import Testing
 
 import LogoutCore
+import RevocationOutbox
 @testable import LogoutService
 
 @Suite struct ConfigurationTests {
@@ -132,6 +133,9 @@ import LogoutCore
         ("no backend concurrency", ["CROCANTE_BACKEND_CONCURRENCY": "0"], .invalid("CROCANTE_BACKEND_CONCURRENCY")),
         ("zero connect timeout", ["CROCANTE_BACKEND_CONNECT_TIMEOUT_MS": "0"], .invalid("CROCANTE_BACKEND_CONNECT_TIMEOUT_MS")),
         ("negative drain timeout", ["CROCANTE_DRAIN_TIMEOUT_MS": "-1"], .invalid("CROCANTE_DRAIN_TIMEOUT_MS")),
+        ("outbox that is not postgres", ["CROCANTE_OUTBOX": "mysql://u:pw@db/logout"], .invalid("CROCANTE_OUTBOX")),
+        ("outbox without a database", ["CROCANTE_OUTBOX": "postgres://u:pw@db"], .invalid("CROCANTE_OUTBOX")),
+        ("outbox file missing", ["CROCANTE_OUTBOX_FILE": "/nonexistent/outbox"], .invalid("CROCANTE_OUTBOX_FILE")),
     ]
 
     @Test(arguments: errors)
@@ -155,6 +159,20 @@ import LogoutCore
             #expect(!error.description.contains(value), "\(error.description)")
         }
         #expect(!error.description.contains(Self.secret))
+    }
+
+    /// The outbox URL is a secret (it holds the database password): read from its file like the
+    /// session secret, and shown redacted.
+    @Test func outboxURLComesFromItsFileAndIsShownWithoutThePassword() throws {
+        let url = "postgres://crocante:db-password-0123@db.internal:5432/logout?sslmode=disable"
+        let configuration = try Configuration(
+            environment: Self.environment(["CROCANTE_OUTBOX_FILE": "/run/credentials/outbox"]), processorCount: 1,
+            readFile: { $0 == "/run/credentials/outbox" ? url + "\n" : nil })
+        #expect(configuration.outbox?.endpoint == .tcp(host: "db.internal", port: 5432))
+        #expect(configuration.outbox?.password == "db-password-0123")
+        #expect(!configuration.summary.contains("db-password-0123"))
+        #expect(configuration.summary.contains("outbox=postgres://crocante:***@db.internal:5432/logout?sslmode=disable"))
+        #expect(configuration.summary.contains("CROCANTE_OUTBOX=(set from \"/run/credentials/outbox\", redacted)"))
     }
 
     @Test func summaryRedactsTheSecrets() throws {
