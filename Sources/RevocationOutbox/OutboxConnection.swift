@@ -3,6 +3,7 @@ import LogoutCore
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// One connection to the outbox's database, opened on first use and again after any error.
 ///
@@ -57,13 +58,16 @@ actor OutboxConnection {
             connection = current
         } else {
             openedCount += 1
-            connection = try await bounded(nil) {
-                try await PostgresConnection.connect(configuration: self.configuration, id: self.openedCount, logger: self.logger)
-            }
+            let (configuration, id, logger) = (configuration, openedCount, logger)
+            connection = try await Self.bounded(
+                deadline, onTimeout: {},
+                { try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger) },
+                // A connection that arrives after its deadline is nobody's: closed, not leaked.
+                abandoned: { try? await $0.close() })
             current = connection
         }
         do {
-            return try await bounded(connection) { try await body(connection) }
+            return try await Self.bounded(deadline, onTimeout: { _ = connection.close() as EventLoopFuture<Void> }, { try await body(connection) })
         } catch {
             current = nil
             try? await connection.close()
@@ -77,27 +81,57 @@ actor OutboxConnection {
         current = nil
     }
 
-    /// `body`, or `OutboxTimeout` once the deadline passes; then `connection` is closed so
-    /// that `body` ends too.
-    private func bounded<T: Sendable>(
-        _ connection: PostgresConnection?, _ body: @escaping @Sendable () async throws -> T
+    /// `body`'s result, or `OutboxTimeout` once `deadline` passes, whichever comes first. The
+    /// caller never waits past the deadline, even for a `body` that ignores cancellation and
+    /// closing (a connect stuck in its start-up exchange): `onTimeout` runs (closing the
+    /// connection ends a statement), `body` is cancelled, and a result it delivers later goes to
+    /// `abandoned`.
+    private static func bounded<T: Sendable>(
+        _ deadline: Duration, onTimeout: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () async throws -> T,
+        abandoned: @escaping @Sendable (T) async -> Void = { _ in }
     ) async throws -> T {
-        let deadline = self.deadline
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: deadline)
-                return nil
-            }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let value = result { return value }
-                try? await connection?.close()
-                throw OutboxTimeout(deadline: deadline)
-            }
-            throw OutboxTimeout(deadline: deadline)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let race = DeadlineRace()
+            race.start(
+                timer: Task {
+                    try? await Task.sleep(for: deadline)
+                    guard !Task.isCancelled, race.settle() else { return }
+                    onTimeout()
+                    race.cancelWork()
+                    continuation.resume(throwing: OutboxTimeout(deadline: deadline))
+                },
+                work: Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await body()) } catch { result = .failure(error) }
+                    if race.settle() {
+                        race.cancelTimer()
+                        continuation.resume(with: result)
+                    } else if case .success(let value) = result {
+                        await abandoned(value)
+                    }
+                })
         }
     }
+}
+
+/// Who of a call and its deadline timer comes first: only that one resumes the caller.
+private final class DeadlineRace: Sendable {
+    private let state = Mutex<(settled: Bool, timer: Task<Void, Never>?, work: Task<Void, Never>?)>((false, nil, nil))
+
+    func start(timer: Task<Void, Never>, work: Task<Void, Never>) {
+        state.withLock { $0.timer = timer; $0.work = work }
+    }
+
+    /// True for the first caller only.
+    func settle() -> Bool {
+        state.withLock { state in
+            defer { state.settled = true }
+            return !state.settled
+        }
+    }
+
+    func cancelWork() { state.withLock { $0.work }?.cancel() }
+    func cancelTimer() { state.withLock { $0.timer }?.cancel() }
 }
 
 /// A statement or connection attempt that outlived its deadline.

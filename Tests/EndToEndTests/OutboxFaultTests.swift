@@ -99,6 +99,9 @@ struct OutboxFaultTests {
                 #expect(Harness.waitUntil { (try? rows(database).pending) == 0 })
                 let table = try rows(database)
                 let statuses = stack.responders.map(finalStatus(of:))
+                for (responder, status) in zip(stack.responders, statuses) where status == nil {
+                    Issue.record("a responder did not stop cleanly: \(responder.stderr.suffix(3000))")
+                }
                 let storeErrors = statuses.map { $0?["outbox_store_errors"] ?? 0 }.reduce(0, +)
                 print(
                     "outbox/database restart: answered \(answered.count) (\(answeredWhileDown) while it was down), revoked \(answered.count - missing.count) (table \(table.revoked)), lost \(missing.count); store errors \(storeErrors)")
@@ -107,6 +110,40 @@ struct OutboxFaultTests {
                 #expect(missing.isEmpty, "\(missing.count) tokens answered 200 never reached the backend")
                 #expect(table.revoked == answered.count, "\(table)")
                 #expect(statuses.allSatisfy { $0?["revocations_lost"] == 0 && $0?["revocations_dropped"] == 0 }, "\(statuses)")
+            }
+        }
+    }
+
+    /// The database freezes (every server process stopped) for longer than a statement may take,
+    /// under load, then thaws: connects and statements hang and meet their deadlines, no
+    /// responder falls over, and every token is revoked.
+    @Test func aFrozenDatabaseStallsNoAnswerAndLosesNothing() throws {
+        try withPostgres { database in
+            let options = TestStack.Options(environment: Self.environment, listen: .systemdSocket, startsResponder: false)
+            try withTestStack(options) { stack in
+                _ = try startFleet(stack, database)
+                let tokens = Seal.tokens(1200, "fleet-frozen")
+                let sender = TokenSender(
+                    port: stack.nginxPort, tokens: tokens, cookies: try Seal.sessions(tokens), pause: .milliseconds(10))
+                sender.start(threads: 4)
+                #expect(Harness.waitUntil { sender.sent >= 200 })
+                database.freeze(true)
+                usleep(8_000_000)
+                database.freeze(false)
+                _ = sender.finish()
+                let answered = sender.answeredTokens
+                let missing = stack.waitForDelivery(of: answered, timeout: .seconds(60))
+                let statuses = stack.responders.map(finalStatus(of:))
+                for (responder, status) in zip(stack.responders, statuses) where status == nil {
+                    Issue.record("a responder did not stop cleanly: \(responder.stderr.suffix(3000))")
+                }
+                let errors = statuses.map { $0?["outbox_errors"] ?? 0 }.reduce(0, +)
+                print(
+                    "outbox/frozen database: answered \(answered.count), revoked \(answered.count - missing.count), lost \(missing.count); outbox errors \(errors)")
+                #expect(sender.tally.keys.sorted() == [200], "answers: \(sender.tally)")
+                #expect(missing.isEmpty, "\(missing.count) tokens answered 200 never reached the backend")
+                #expect(statuses.allSatisfy { $0?["revocations_lost"] == 0 }, "\(statuses)")
+                #expect(errors > 0, "no statement met its deadline while the database was frozen")
             }
         }
     }

@@ -100,6 +100,25 @@ final class PostgresServer {
         }
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the postmaster and every server process it forked:
+    /// connections then hang instead of failing, as with a server stuck on its disk.
+    func freeze(_ frozen: Bool) {
+        guard let pid = process?.pid else { return }
+        for child in [pid] + Self.children(of: pid) { kill(child, frozen ? SIGSTOP : SIGCONT) }
+    }
+
+    /// The pids whose parent is `pid` (/proc/PID/stat's fourth field).
+    private static func children(of pid: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let child = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == pid ? child : nil
+        }
+    }
+
     /// The rows `sql` returns, `|`-separated, one line each (`psql -At`), over the unix socket
     /// (reachable from any network namespace).
     func query(_ sql: String) throws -> [String] {
