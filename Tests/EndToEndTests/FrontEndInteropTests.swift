@@ -68,6 +68,25 @@ struct FrontEndInteropTests {
         }
     }
 
+    /// Two Cookie headers, the session in the second (browsers send one; nginx.conf.example joins
+    /// them): lighttpd joins them too, so the token is revoked. HAProxy passes a second
+    /// HTTP_COOKIE the responder never reads, Apache joins with `, `: the cookie is cleared and
+    /// the token not revoked, as their examples say.
+    @Test(arguments: FrontEnd.Kind.allCases)
+    func aSessionInASecondCookieHeader(frontEnd: FrontEnd.Kind) throws {
+        try withTestStack(.init(environment: TestStack.oneAtATime, frontEnd: frontEnd)) { stack in
+            let token = Seal.tokens(1, "second")[0]
+            let answer = try stack.send(cookies: [Array("theme=dark".utf8), Array("crocante_session=\(try Seal.session(token))".utf8)])
+            #expect(Self.isContract(answer))
+            if frontEnd == .lighttpd {
+                #expect(stack.backendReaches(1))
+                #expect(stack.backendBearers == ["Bearer \(token)"])
+            } else {
+                try stack.expectNoOtherCall(after: 0)
+            }
+        }
+    }
+
     /// 40 logouts at once, each with its own session: every one answered with the contract and
     /// every token revoked; every FastCGI request the front end sent was valid to the responder.
     @Test(arguments: FrontEnd.Kind.allCases)
