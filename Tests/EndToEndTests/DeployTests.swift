@@ -61,7 +61,10 @@ import Testing
         let manager = FileManager.default
         for path in ["usr/local/bin/crocante-logout", "etc/systemd/system/crocante-logout.service",
                      "etc/systemd/system/crocante-logout.socket", "etc/crocante-logout/env",
-                     "usr/local/share/doc/crocante-logout/nginx.conf.example"] {
+                     "usr/local/share/doc/crocante-logout/nginx.conf.example",
+                     "usr/local/share/doc/crocante-logout/haproxy.cfg.example",
+                     "usr/local/share/doc/crocante-logout/apache-crocante-logout.conf.example",
+                     "usr/local/share/doc/crocante-logout/lighttpd-crocante-logout.conf.example"] {
             #expect(manager.fileExists(atPath: stage.appendingPathComponent(path).path), "\(path) missing")
         }
         #expect(manager.isExecutableFile(atPath: stage.appendingPathComponent("usr/local/bin/crocante-logout").path))

@@ -10,9 +10,13 @@ final class ManagedProcess {
     let stdoutURL: URL
     let stderrURL: URL
 
+    /// - Parameter clearsSignalMask: spawn it with no signal blocked. A child inherits the
+    ///   spawning thread's mask, and the test runner's threads block SIGTERM: nginx and the
+    ///   responder set their own masks, lighttpd and Apache's children never would, so they
+    ///   would ignore the SIGTERM that stops them.
     init(
         _ executable: URL, _ arguments: [String], environment: [String: String], logDirectory: URL, name: String,
-        standardInput: FileHandle = FileHandle.nullDevice
+        standardInput: FileHandle = FileHandle.nullDevice, clearsSignalMask: Bool = false
     ) throws {
         stdoutURL = logDirectory.appendingPathComponent("\(name).stdout")
         stderrURL = logDirectory.appendingPathComponent("\(name).stderr")
@@ -24,6 +28,16 @@ final class ManagedProcess {
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         process.standardInput = standardInput
+        guard clearsSignalMask else {
+            try process.run()
+            return
+        }
+        // Foundation spawns on the calling thread: unblock everything around the spawn only.
+        var none = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
     }
 

@@ -5,8 +5,9 @@ import Testing
 import Glibc
 #endif
 
-/// nginx (nginx.conf.example, edited per test) in front of the built responder, with a recording
-/// stand-in backend, all on loopback and unix sockets in one temporary directory.
+/// nginx (nginx.conf.example, edited per test), or another front end running its deploy/ example,
+/// in front of the built responder, with a recording stand-in backend, all on loopback and unix
+/// sockets in one temporary directory.
 ///
 /// Made only through ``withTestStack(_:sourceLocation:_:)``, which stops everything at the end
 /// and fails the test when any responder it ran wrote a token, cookie or secret, to its output
@@ -33,8 +34,11 @@ final class TestStack {
         /// the stand-in's `127.0.0.1:port`.
         var environment: [String: String] = [:]
         var listen: Listen = .unix
-        /// Text replacements made in nginx.conf.example after the socket and listen ones; each must match.
+        /// Text replacements made in nginx.conf.example (or the front end's example) after the
+        /// socket and listen ones; each must match.
         var site: [(String, String)] = []
+        /// Another front end than nginx, with its deploy/ example; the responder on a unix socket.
+        var frontEnd: FrontEnd.Kind? = nil
         var responderArguments: [String] = []
         /// Default settings left out of the responder's environment altogether.
         var unsetEnvironment: [String] = []
@@ -59,6 +63,7 @@ final class TestStack {
     let options: Options
     let directory: URL
     let socketPath: String
+    /// Where the front end (nginx, or ``Options/frontEnd``) accepts, on 127.0.0.1.
     let nginxPort: UInt16
     /// Where nginx sends FastCGI: `unix:/path` or `host:port`.
     let fastcgiAddress: String
@@ -72,6 +77,7 @@ final class TestStack {
     /// Every responder started, in order; set by ``startResponder(_:)``.
     var responders: [Responder] = []
     private(set) var nginx: Nginx?
+    private(set) var frontEnd: FrontEnd?
     private var finished = false
 
     /// The responder started last.
@@ -107,7 +113,13 @@ final class TestStack {
             backendPort = try Socket.freeTCPPort()
         }
         if options.startsResponder { try startResponder() }
-        nginx = try Nginx(site: try siteConfiguration(), port: nginxPort, directory: directory)
+        if let kind = options.frontEnd {
+            guard fastcgiAddress.hasPrefix("unix:") else { throw HarnessError("\(kind) runs with the responder on a unix socket only") }
+            let site = try FrontEnd.site(kind, socketPath: socketPath, port: nginxPort, replacements: options.site)
+            frontEnd = try FrontEnd(kind, site: site, port: nginxPort, directory: directory)
+        } else {
+            nginx = try Nginx(site: try siteConfiguration(), port: nginxPort, directory: directory)
+        }
     }
 
     /// The nginx site this stack runs.
@@ -132,6 +144,7 @@ final class TestStack {
     private func stopAll() {
         for responder in responders { responder.stop() }
         nginx?.stop()
+        frontEnd?.stop()
         for backend in backends { backend.stop() }
     }
 
