@@ -154,9 +154,13 @@ public func buildApplication(configuration: Configuration, environment: [String:
         notifier.shutdown()
         throw error
     }
-    // With an outbox the queue's calls store into the shared table, and the outbox calls the backend.
+    // With an outbox the queue's calls store into the shared table, and the outbox calls the
+    // backend with CROCANTE_BACKEND_CONCURRENCY. The queue then keeps a whole batch of writes in
+    // flight: sixteen at a time would mean a commit per sixteen logouts, and the rest parked.
+    var queueSettings = configuration.revocationSettings
+    if outbox != nil { queueSettings.concurrency = RevocationOutbox.storeBatch }
     let revocations = RevocationQueue(
-        settings: configuration.revocationSettings, notifier: outbox?.outbox ?? notifier, journal: spool, logger: logger)
+        settings: queueSettings, notifier: outbox?.outbox ?? notifier, journal: spool, logger: logger)
     let workerCounters = WorkerCounters()
     let heartbeats = WorkerHeartbeats(workers: configuration.workers)
     let refusals = RefusalCounters()

@@ -68,6 +68,9 @@ public final class RevocationOutbox: BackendNotifier {
     }
 
     public let settings: Settings
+    /// Rows written per statement at most, and so the hand-offs the queue should keep in flight:
+    /// one commit (one fsync on the database) per batch, not per backend-call slot.
+    public static let storeBatch = 512
     private let seal: OutboxSeal
     private let backend: any BackendNotifier
     private let logger: Logger
@@ -186,7 +189,7 @@ public final class RevocationOutbox: BackendNotifier {
             await storeWakeup.wait(timeout: .seconds(1))
             while true {
                 let (batch, stopping) = state.withLock { state in
-                    let batch = Array(state.toStore.prefix(500))
+                    let batch = Array(state.toStore.prefix(Self.storeBatch))
                     state.toStore.removeFirst(batch.count)
                     return (batch, state.stopping)
                 }
