@@ -85,38 +85,69 @@ enum OutboxStatements {
             WHERE o.done_at IS NOT NULL AND o.done_at < \(unescaped: now) - \(dedupWindow)
             RETURNING 1
             """
-        var written = 0
-        for try await _ in try await connection.query(query, logger: logger) { written += 1 }
-        return written
+        return try await committed(on: connection, logger: logger) { connection in
+            var written = 0
+            for try await _ in try await connection.query(query, logger: logger) { written += 1 }
+            return written
+        }
     }
 
-    /// Takes the lease of up to `limit` due rows nobody holds, oldest due first. `SKIP LOCKED`:
-    /// hosts claiming at once each get other rows, and none waits for another.
+    /// Takes the lease of up to `limit` due rows nobody holds. Two lanes, as in the in-process
+    /// queue: rows never tried (fresh logouts) and rows tried before (retries, and rows of a
+    /// host that died holding them), each oldest due first, taking turns fresh first, so that
+    /// neither starves the other: after an outage the backlog cannot hold back the logouts
+    /// happening now, and a sustained flood cannot hold back the retries. A lane with nothing
+    /// due leaves the whole room to the other. `SKIP LOCKED`: hosts claiming at once each get
+    /// other rows, and none waits for another.
     static func claim(
         limit: Int, claim: Int64, claimer: String, lease: Int64, on connection: PostgresConnection, logger: Logger
     ) async throws -> [ClaimedRow] {
+        let due = """
+            done_at IS NULL AND sealed IS NOT NULL AND next_attempt_at <= \(OutboxSchema.nowMilliseconds)
+            AND (lease_until IS NULL OR lease_until < \(OutboxSchema.nowMilliseconds)) AND give_up_at > \(OutboxSchema.nowMilliseconds)
+            """
         let query: PostgresQuery = """
+            WITH fresh AS (
+                SELECT token_key, row_number() OVER (ORDER BY next_attempt_at) * 2 - 1 AS turn FROM (
+                    SELECT token_key, next_attempt_at FROM crocante_outbox WHERE \(unescaped: due) AND attempts = 0
+                    ORDER BY next_attempt_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED) AS lane),
+            retry AS (
+                SELECT token_key, row_number() OVER (ORDER BY next_attempt_at) * 2 AS turn FROM (
+                    SELECT token_key, next_attempt_at FROM crocante_outbox WHERE \(unescaped: due) AND attempts > 0
+                    ORDER BY next_attempt_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED) AS lane),
+            picked AS (
+                SELECT token_key FROM (SELECT * FROM fresh UNION ALL SELECT * FROM retry) AS both_lanes
+                ORDER BY turn LIMIT \(Int64(limit)))
             UPDATE crocante_outbox AS o
             SET claim_id = \(claim), claimed_by = \(claimer), lease_until = \(unescaped: now) + \(lease),
                 attempts = o.attempts + 1
-            FROM (SELECT token_key FROM crocante_outbox
-                  WHERE done_at IS NULL AND next_attempt_at <= \(unescaped: now)
-                    AND (lease_until IS NULL OR lease_until < \(unescaped: now)) AND give_up_at > \(unescaped: now)
-                  ORDER BY next_attempt_at LIMIT \(Int64(limit))
-                  FOR UPDATE SKIP LOCKED) AS due
-            WHERE o.token_key = due.token_key AND o.sealed IS NOT NULL
+            FROM picked
+            WHERE o.token_key = picked.token_key
             RETURNING o.token_key, o.sealed, o.attempts::int8, o.give_up_at, o.bounded_by_exp
             """
-        var rows: [ClaimedRow] = []
-        for try await (key, sealed, attempts, giveUpAt, bounded) in try await connection.query(query, logger: logger).decode(
-            (ByteBuffer, ByteBuffer, Int64, Int64, Bool).self)
-        {
-            rows.append(
-                ClaimedRow(
-                    key: Array(buffer: key), sealed: Array(buffer: sealed), attempts: Int(attempts), giveUpAt: giveUpAt,
-                    boundedByExp: bounded, claim: claim))
+        return try await committed(on: connection, logger: logger) { connection in
+            var rows: [ClaimedRow] = []
+            for try await (key, sealed, attempts, giveUpAt, bounded) in try await connection.query(query, logger: logger)
+                .decode((ByteBuffer, ByteBuffer, Int64, Int64, Bool).self)
+            {
+                rows.append(
+                    ClaimedRow(
+                        key: Array(buffer: key), sealed: Array(buffer: sealed), attempts: Int(attempts), giveUpAt: giveUpAt,
+                        boundedByExp: bounded, claim: claim))
+            }
+            return rows
         }
-        return rows
+    }
+
+    /// `body` in an explicit transaction, returning only once COMMIT has completed. A lone
+    /// statement is not enough: in the extended protocol its rows and CommandComplete arrive
+    /// before the implicit commit at Sync, so a server killed in between leaves a write the
+    /// client saw succeed and the database never kept. An insert reported stored must be
+    /// stored, and a claim reported held must be held.
+    private static func committed<T: Sendable>(
+        on connection: PostgresConnection, logger: Logger, _ body: (PostgresConnection) async throws -> sending T
+    ) async throws -> T {
+        try await connection.withTransaction(logger: logger) { try await body($0) }
     }
 
     /// Writes back what the calls gave, fenced on the claim: a row whose lease ran out and was

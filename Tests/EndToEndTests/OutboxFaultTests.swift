@@ -103,6 +103,15 @@ struct OutboxFaultTests {
                     Issue.record("a responder did not stop cleanly: \(responder.stderr.suffix(3000))")
                 }
                 let storeErrors = statuses.map { $0?["outbox_store_errors"] ?? 0 }.reduce(0, +)
+                if !missing.isEmpty {
+                    let figures = [
+                        "revocations_queued", "revocations_duplicate", "outbox_stored", "revocations_handed_over",
+                        "revocations_expired", "revocations_pending", "revocations_parked", "spool_pending_records",
+                        "revocations_adopted", "outbox_depth",
+                    ]
+                    let sums = figures.map { name in "\(name) \(statuses.map { $0?[name] ?? 0 })" }
+                    Issue.record("missing \(missing.count); table \(table); per responder: \(sums.joined(separator: ", "))")
+                }
                 print(
                     "outbox/database restart: answered \(answered.count) (\(answeredWhileDown) while it was down), revoked \(answered.count - missing.count) (table \(table.revoked)), lost \(missing.count); store errors \(storeErrors)")
                 #expect(sender.tally.keys.sorted() == [200], "answers: \(sender.tally)")
@@ -177,6 +186,36 @@ struct OutboxFaultTests {
                 #expect(try database.count("SELECT max(attempts) FROM crocante_outbox") == 1)
                 let claimedPerHost = stack.responders.map { finalStatus(of: $0)?["outbox_claimed"] ?? -1 }
                 #expect(claimedPerHost.filter { $0 > 0 }.count >= 2, "claims per host: \(claimedPerHost)")
+            }
+        }
+    }
+
+    /// After an outage the backlog and the logouts happening now take turns: with one backend
+    /// call at a time, fresh logouts made while a hundred retries are due are each delivered
+    /// within the first dozen calls, not behind the backlog.
+    @Test func freshLogoutsAreNotHeldBackByTheBacklog() throws {
+        try withPostgres { database in
+            let environment = Self.environment.merging(["CROCANTE_BACKEND_CONCURRENCY": "1"]) { $1 }
+            let options = TestStack.Options(
+                backend: ["--status", "503"], environment: environment, startsResponder: false)
+            try withTestStack(options) { stack in
+                try stack.startResponder([
+                    "CROCANTE_OUTBOX": database.url, "CROCANTE_SPOOL_DIR": try stack.makeSpoolDirectory(),
+                ])
+                let backlog = Seal.tokens(100, "fleet-backlog")
+                for cookie in try Seal.sessions(backlog) { #expect(try stack.logout(cookie).status == 200) }
+                let tried = "SELECT count(*) FROM crocante_outbox WHERE attempts > 0"
+                #expect(Harness.waitUntil(timeout: .seconds(60)) { (try? database.count(tried)) == backlog.count })
+                stack.stopBackend()
+                try stack.startBackend(["--delay-ms", "50"], name: "up")
+                let fresh = Seal.tokens(5, "fleet-fresh")
+                for cookie in try Seal.sessions(fresh) { #expect(try stack.logout(cookie).status == 200) }
+                let missing = stack.waitForDelivery(of: backlog + fresh, server: "up", timeout: .seconds(60))
+                let order = stack.backendRequests().filter { $0.server == "up" }.compactMap(\.bearerToken)
+                let positions = fresh.compactMap { order.firstIndex(of: $0) }.map { $0 + 1 }
+                print("outbox/lanes: \(backlog.count) retries due, fresh logouts delivered as calls \(positions) of \(order.count); lost \(missing.count)")
+                #expect(missing.isEmpty)
+                #expect(positions.count == fresh.count && positions.allSatisfy { $0 <= 2 * fresh.count + 2 }, "\(positions)")
             }
         }
     }
