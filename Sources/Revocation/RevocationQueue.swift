@@ -191,26 +191,13 @@ public final class RevocationQueue: Sendable {
     private func log(_ event: StateMachine.LogEvent) {
         switch event {
         case .revoked(let token, let status):
-            logger.info("revocation revoked", metadata: ["token": "\(token.fingerprint)", "status": "\(status)"])
+            RevocationLogLines.revoked(token, status: status, logger: logger)
         case .rejected(let token, let status):
-            logger.notice(
-                "revocation rejected by the backend", metadata: ["token": "\(token.fingerprint)", "status": "\(status)"])
+            RevocationLogLines.rejected(token, status: status, logger: logger)
         case .expired(let token, let attempts, let byExp):
-            if byExp {
-                logger.notice(
-                    "revocation given up: the token has expired",
-                    metadata: ["token": "\(token.fingerprint)", "attempts": "\(attempts)"])
-            } else {
-                logger.error(
-                    "revocation given up after the maximum age: the token may still be alive",
-                    metadata: ["token": "\(token.fingerprint)", "attempts": "\(attempts)"])
-            }
+            RevocationLogLines.expired(token, attempts: attempts, byExp: byExp, logger: logger)
         case .attemptFailed(let token, let failure, let attempt, let retryIn):
-            logger.debug(
-                "revocation attempt failed, will retry",
-                metadata: [
-                    "token": "\(token.fingerprint)", "reason": "\(failure)", "attempt": "\(attempt)", "retry_in_ms": "\(retryIn)",
-                ])
+            RevocationLogLines.attemptFailed(token, reason: "\(failure)", attempt: attempt, retryIn: retryIn, logger: logger)
         case .outageStarted(let token, let failure):
             logger.error(
                 "revocations failing: the backend does not answer, retrying until it does",

@@ -139,26 +139,13 @@ extension RevocationOutbox {
     private func log(_ disposition: OutboxDisposition, token: AccessToken, attempts: Int, boundedByExp: Bool) {
         switch disposition {
         case .done(.revoked, let status):
-            logger.info("revocation revoked", metadata: ["token": "\(token.fingerprint)", "status": "\(status ?? 0)"])
+            RevocationLogLines.revoked(token, status: status ?? 0, logger: logger)
         case .done(.rejected, let status):
-            logger.notice(
-                "revocation rejected by the backend", metadata: ["token": "\(token.fingerprint)", "status": "\(status ?? 0)"])
+            RevocationLogLines.rejected(token, status: status ?? 0, logger: logger)
         case .done(.expired, _):
-            if boundedByExp {
-                logger.notice(
-                    "revocation given up: the token has expired",
-                    metadata: ["token": "\(token.fingerprint)", "attempts": "\(attempts)"])
-            } else {
-                logger.error(
-                    "revocation given up after the maximum age: the token may still be alive",
-                    metadata: ["token": "\(token.fingerprint)", "attempts": "\(attempts)"])
-            }
+            RevocationLogLines.expired(token, attempts: attempts, byExp: boundedByExp, logger: logger)
         case .retry(let delay, let reason):
-            logger.debug(
-                "revocation attempt failed, will retry",
-                metadata: [
-                    "token": "\(token.fingerprint)", "reason": "\(reason)", "attempt": "\(attempts)", "retry_in_ms": "\(delay)",
-                ])
+            RevocationLogLines.attemptFailed(token, reason: reason, attempt: attempts, retryIn: delay, logger: logger)
         }
     }
 }
