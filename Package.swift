@@ -28,11 +28,13 @@ let package = Package(
             pkgConfig: "fcgi",
             providers: [.apt(["libfcgi-dev"])]
         ),
+        // Linux's epoll, which Glibc's Swift module leaves out: the kept connections' shared set.
+        .systemLibrary(name: "CEpoll"),
         // The one door to the kernel: every errno read and sockaddr cast of the project.
         .target(name: "SystemCalls"),
         .target(
             name: "FastCGI",
-            dependencies: ["CFastCGI", "SystemCalls", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFastCGI", "CEpoll", "SystemCalls", .product(name: "Logging", package: "swift-log")]
         ),
         // The logout itself as plain values: cookies, sealing, tokens, response bytes, the
         // logout decision. No socket, no file, no global, no clock.

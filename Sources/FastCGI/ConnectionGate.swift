@@ -35,8 +35,9 @@ public struct ConnectionGate: Sendable {
 
     /// Nil when the connection may be handed to libfcgi; else why not (the caller closes it).
     /// For a role other than responder it has already answered `FCGI_UNKNOWN_ROLE`.
-    func admit(_ connection: Int32, deadline: ContinuousClock.Instant) -> Refusal? {
-        if allowlist.isRestricted, let refusal = checkPeer(connection) { return refusal }
+    /// `peerChecked`: a kept connection, whose peer passed the allowlist when it was accepted.
+    func admit(_ connection: Int32, deadline: ContinuousClock.Instant, peerChecked: Bool = false) -> Refusal? {
+        if allowlist.isRestricted, !peerChecked, let refusal = checkPeer(connection) { return refusal }
         let capacity = limits.paramsBytes + limits.framingBytes + 16
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
             var validator = FastCGIRecordValidator(limits: limits)
@@ -163,6 +164,13 @@ func pollBoth(_ first: Int32, _ second: Int32, within duration: Duration) -> (In
         guard let ready, ready > 0 else { return (0, 0) }
         return (entries[0].revents, entries[1].revents)
     }
+}
+
+/// Whether unread bytes wait on `fd` (one peeked, never blocking): a half-closed connection
+/// with none is at its end.
+func hasInput(_ fd: Int32) -> Bool {
+    var byte: UInt8 = 0
+    return recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) > 0
 }
 
 /// `O_NONBLOCK` on a connection just accepted.

@@ -6,12 +6,17 @@ import SystemCalls
 import Glibc
 #endif
 
-/// A fixed pool of worker threads, each accepting on the shared socket and serving one
-/// connection at a time: closing it after every response, or, with a `KeepConnectionPolicy`
-/// that is enabled, keeping it for nginx's next request while nobody else waits.
+/// A fixed pool of worker threads serving the shared socket, one request at a time each.
 ///
-/// `stop()` makes workers leave their accept loop; what is being served is finished. For a
-/// socket this process created, new arrivals are stopped and the backlog is served first; an
+/// Closing (``KeepConnectionPolicy/closing``): each worker accepts a connection, answers it and
+/// closes it. Keeping: the workers wait together on one epoll set (``KeptConnections``) holding
+/// the listener and every kept connection idle between two requests; whichever worker is free
+/// takes whichever is ready, a new connection or a kept one's next request, and parks a kept
+/// connection there again after the answer. No worker is held by an idle connection, and no
+/// kept connection is closed because another waits.
+///
+/// `stop()` makes workers leave their loop; what is being served is finished. For a socket
+/// this process created, new arrivals are stopped and the backlog is served first; an
 /// inherited socket's backlog is left to the parent's next process.
 public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     private let socket: ListeningSocket
@@ -19,18 +24,8 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
     private let workerCount: Int
     private let logger: Logger
     private let gate: ConnectionGate
-    private let keepPolicy: KeepConnectionPolicy
-    /// Workers waiting in `accept` now, or on their way there to take a pending connection: a
-    /// pending connection is only "waiting" for a worker to give up its kept connection when
-    /// none of them is there to take it, and then exactly one gives its connection up (the one
-    /// that raises this from 0 to 1), not every worker that saw the connection arrive.
-    private let accepting = Atomic<Int>(0)
-    /// When a worker holding a kept connection first saw a connection pending that no worker
-    /// in accept took (nanoseconds on `clock`, 0 for none since the last look found the backlog
-    /// empty). Shared, so that the grace runs from the first sighting, not from each worker's.
-    private let pendingSince = Atomic<Int64>(0)
-    private let clock = ContinuousClock()
-    private let startedAt = ContinuousClock.now
+    /// The shared set of kept connections, when nginx's `fastcgi_keep_conn on` is honoured.
+    private let kept: KeptConnections?
     private let stopping = Atomic<Bool>(false)
     private let threads = Mutex<[pthread_t]>([])
     /// Counters for the status page.
@@ -45,17 +40,21 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         socket: ListeningSocket, responder: Responder, workers: Int, gate: ConnectionGate,
         keepPolicy: KeepConnectionPolicy = .closing, counters: WorkerCounters, refusals: RefusalCounters,
         heartbeats: WorkerHeartbeats? = nil, logger: Logger
-    ) {
+    ) throws(SystemError) {
         self.heartbeats = heartbeats ?? WorkerHeartbeats(workers: workers)
         precondition(self.heartbeats.count == workers, "one heartbeat per worker")
         self.gate = gate
-        self.keepPolicy = keepPolicy
         self.refusals = refusals
         self.counters = counters
         self.socket = socket
         self.responder = responder
         self.workerCount = workers
         self.logger = logger
+        kept = keepPolicy.enabled
+            ? try KeptConnections(
+                listener: socket.descriptor, idleLimit: keepPolicy.idleLimit,
+                capacity: KeptConnections.capacityForThisProcess(), counters: counters)
+            : nil
     }
 
     /// Starts the worker threads. Call `initializeFastCGILibrary()` first, on the main thread.
@@ -72,41 +71,95 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         socket.stopArrivals()
     }
 
-    /// Waits for every worker to leave, then closes the socket if this process created it.
+    /// Waits for every worker to leave, closes the kept connections still parked, then the
+    /// socket if this process created it.
     public func wait() {
         for thread in threads.withLock({ $0 }) {
             pthread_join(thread, nil)
         }
+        kept?.closeAll()
         socket.closeIfOwned()
     }
 
     private func runWorker(_ index: Int) {
         let slot = RequestSlot()
+        if let kept { runKeeping(index, with: slot, kept) } else { runClosing(index, with: slot) }
+        if socket.isOwned { serveBacklog(with: slot, worker: index) }
+    }
+
+    private func runClosing(_ index: Int, with slot: RequestSlot) {
         var backoff = Duration.zero
-        // Already counted in `accepting`: it gave its kept connection up for a pending one.
-        var claimedAccept = false
-        defer { if claimedAccept { accepting.subtract(1, ordering: .relaxed) } }
         while !stopping.load(ordering: .acquiring) {
             if heartbeats.isParked { parkForever() }
             do {
-                if !claimedAccept { accepting.add(1, ordering: .relaxed) }
-                claimedAccept = false
-                let accepted = Result { () throws(SystemError) in try socket.accept() }
-                accepting.subtract(1, ordering: .relaxed)
+                let accepted = try socket.accept()
                 // The accept wait returns at least every poll interval: progress while idle.
                 heartbeats.beat(index)
-                guard let connection = try accepted.get() else { continue }
+                guard let connection = accepted else { continue }
                 backoff = .zero
-                claimedAccept = serve(connection, with: slot, worker: index)
+                serve(connection, with: slot)
                 heartbeats.beat(index)
             } catch {
-                // EMFILE and friends: the worker must not exit; wait and try again.
-                backoff = min(max(backoff * 2, .milliseconds(10)), .seconds(1))
-                logger.error("accept failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
-                sleepThread(for: backoff)
+                backoff = retryAfterAcceptFailure(error, backoff: backoff)
             }
         }
-        if socket.isOwned { serveBacklog(with: slot, worker: index) }
+    }
+
+    private func runKeeping(_ index: Int, with slot: RequestSlot, _ kept: KeptConnections) {
+        var backoff = Duration.zero
+        while !stopping.load(ordering: .acquiring) {
+            if heartbeats.isParked { parkForever() }
+            // Returns at least every poll interval: progress while idle, and a stop is seen.
+            let event = kept.readiness.next(within: ListeningSocket.acceptPollInterval)
+            heartbeats.beat(index)
+            kept.sweepIfDue()
+            switch event {
+            case nil:
+                continue
+            case .listener:
+                let accepted = Result { () throws(SystemError) in try socket.accept() }
+                kept.readiness.rearmListener()
+                do {
+                    guard let connection = try accepted.get() else { continue }
+                    backoff = .zero
+                    try? setNonBlocking(accepted: connection)
+                    serveKept(connection, registered: false, with: slot, kept)
+                } catch {
+                    // Out of descriptors: an idle kept connection makes room before anyone waits.
+                    if error.code == EMFILE || error.code == ENFILE, kept.evictOldest() { continue }
+                    backoff = retryAfterAcceptFailure(error, backoff: backoff)
+                }
+            case .connection(let ticket, let readable, let hungUp):
+                guard kept.take(ticket) else { continue }  // closed meanwhile: an expiry's or an eviction's
+                // nginx closing an idle connection makes it readable too, at end of file.
+                guard readable, !hungUp || hasInput(ticket.descriptor) else {
+                    close(ticket.descriptor)
+                    continue
+                }
+                counters.keptRequests.add(1, ordering: .relaxed)
+                serveKept(ticket.descriptor, registered: true, with: slot, kept)
+            }
+            heartbeats.beat(index)
+        }
+        // Requests nginx sent on kept connections before the stop get their answer; the
+        // connections still idle are closed once every worker has left (`wait`).
+        while let event = kept.readiness.next(within: .zero) {
+            // The listener's backlog is `serveBacklog`'s.
+            guard case .connection(let ticket, let readable, let hungUp) = event, kept.take(ticket) else { continue }
+            if readable, !hungUp || hasInput(ticket.descriptor) {
+                serveKept(ticket.descriptor, registered: true, with: slot, kept)
+            } else {
+                close(ticket.descriptor)
+            }
+        }
+    }
+
+    /// EMFILE and friends: the worker must not exit; it waits and tries again. Returns the next wait.
+    private func retryAfterAcceptFailure(_ error: SystemError, backoff: Duration) -> Duration {
+        let backoff = min(max(backoff * 2, .milliseconds(10)), .seconds(1))
+        logger.error("accept failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+        sleepThread(for: backoff)
+        return backoff
     }
 
     /// Serves the connections already queued on a socket we are about to close, so that nginx
@@ -116,37 +169,30 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         let deadline = clock.now + backlogDrainLimit
         while clock.now < deadline, socket.hasPendingConnection() {
             guard let connection = try? socket.accept() else { continue }
-            serve(connection, with: slot, worker: index)
+            serve(connection, with: slot)
         }
     }
 
-    /// Serves `connection`'s request, then, when it is kept, its next ones until the policy
-    /// says to let it go; closes it in the end. True when it let the connection go for a pending
-    /// one and so already counts in `accepting`.
-    @discardableResult
-    private func serve(_ connection: Int32, with slot: RequestSlot, worker index: Int) -> Bool {
-        // All I/O on it is non-blocking: the waits are the gate's, the keep poll's and the
-        // linger's, each bounded; libfcgi reads only what the gate has seen arrive, and the
-        // input drain after the answer stops at what is there.
+    /// Serves `connection`'s one request and closes it.
+    private func serve(_ connection: Int32, with slot: RequestSlot) {
+        // All I/O on it is non-blocking: the waits are the gate's and the linger's, each
+        // bounded; libfcgi reads only what the gate has seen arrive, and the input drain after
+        // the answer stops at what is there.
         try? setNonBlocking(accepted: connection)
-        guard serveRequest(on: connection, with: slot) else { return false }
-        while true {
-            switch awaitNextRequest(on: connection, worker: index) {
-            case .serveNext:
-                counters.keptRequests.add(1, ordering: .relaxed)
-                guard serveRequest(on: connection, with: slot) else { return false }
-            case .release(let reason):
-                if reason == .othersWaiting { counters.yielded.add(1, ordering: .relaxed) }
-                slot.close(connection)
-                return reason == .othersWaiting
-            case .keepWaiting:
-                continue
-            }
-        }
+        _ = serveRequest(on: connection, with: slot, keep: false, peerChecked: false)
     }
 
-    /// One request on `connection`; true when the connection is kept open for the next one.
-    private func serveRequest(on connection: Int32, with slot: RequestSlot) -> Bool {
+    /// Serves the request now on `connection` and parks it again when it is kept.
+    private func serveKept(_ connection: Int32, registered: Bool, with slot: RequestSlot, _ kept: KeptConnections) {
+        let keep = !stopping.load(ordering: .relaxed)
+        // The peer of a kept connection was checked when it was accepted.
+        guard serveRequest(on: connection, with: slot, keep: keep, peerChecked: registered) else { return }
+        kept.park(connection, registered: registered)
+    }
+
+    /// One request on `connection`; true when it is kept open (`keep`, and nginx asked to) for
+    /// the next one and is the caller's to park; else it is closed.
+    private func serveRequest(on connection: Int32, with slot: RequestSlot, keep: Bool, peerChecked: Bool) -> Bool {
         // One deadline from accept (or from the kept connection turning readable) to complete
         // params, however the peer drips: the gate peeks until then, and libfcgi only reads
         // what the gate has seen complete. Writes: the answer is a few hundred bytes, always
@@ -157,7 +203,7 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
         counters.maxActive.max(nowActive, ordering: .relaxed)
         defer { counters.active.subtract(1, ordering: .relaxed) }
 
-        if let refusal = gate.admit(connection, deadline: deadline) {
+        if let refusal = gate.admit(connection, deadline: deadline, peerChecked: peerChecked) {
             refusals.record(refusal, logger: logger)
             slot.close(connection)
             return false
@@ -170,57 +216,7 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
             return false
         }
         slot.write(responder.respond(to: request))
-        return slot.finish(keep: keepPolicy.enabled && !stopping.load(ordering: .relaxed))
-    }
-
-    /// Waits on a kept connection for nginx's next request, looking at the listening socket too.
-    /// Beats the worker's heartbeat at every look (a kept connection is progress, not a wedge),
-    /// and gives the connection up when the workers are parked (the watchdog's test wedge).
-    private func awaitNextRequest(on connection: Int32, worker index: Int) -> KeepConnectionPolicy.Step {
-        let idleSince = clock.now
-        var muteListener = false
-        var muteFor = Duration.zero
-        while true {
-            // Short slices, so that a stop is seen as soon as by a worker in accept.
-            var wait = min(max(.zero, keepPolicy.idleLimit - (clock.now - idleSince)), ListeningSocket.acceptPollInterval)
-            if muteListener { wait = min(wait, muteFor) }
-            let (connectionEvents, listenerEvents) = pollBoth(connection, muteListener ? -1 : socket.descriptor, within: wait)
-            let now = clock.now
-            let pending = listenerEvents & Int16(POLLIN) != 0
-            var waited = Duration.zero
-            if !muteListener { waited = notePending(pending, at: now) }
-            // A connection pending while a worker sits in accept (or is on its way there) is that
-            // worker's to take. Else, once it has waited out the grace (a worker about to finish
-            // usually takes it first), this worker claims it and every other one keeps its own.
-            let othersWaiting =
-                pending && keepPolicy.othersWait(pendingFor: waited)
-                && accepting.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged
-            let step = keepPolicy.step(
-                connectionReadable: connectionEvents & Int16(POLLIN) != 0,
-                connectionClosed: connectionEvents & (Int16(POLLHUP) | Int16(POLLERR) | pollReadHangUp) != 0,
-                othersWaiting: othersWaiting, idleFor: now - idleSince,
-                stopping: stopping.load(ordering: .acquiring) || heartbeats.isParked)
-            heartbeats.beat(index)
-            // Claimed, but let go for another reason (a stop): the claim is not this worker's to keep.
-            if othersWaiting && step != .release(.othersWaiting) { accepting.subtract(1, ordering: .relaxed) }
-            if step != .keepWaiting { return step }
-            // Pending: look at the connection alone for a moment rather than spin on the
-            // listener, until the grace is over, or while a worker in accept takes it.
-            muteListener = pending
-            muteFor = keepPolicy.othersWait(pendingFor: waited) ? .milliseconds(1) : KeepConnectionPolicy.yieldGrace - waited
-        }
-    }
-
-    /// Records what a look at the listener found; returns how long connections have been
-    /// pending without a taker (zero when none is).
-    private func notePending(_ pending: Bool, at now: ContinuousClock.Instant) -> Duration {
-        guard pending, accepting.load(ordering: .relaxed) == 0 else {
-            if !pending { pendingSince.store(0, ordering: .relaxed) }
-            return .zero
-        }
-        let nanoseconds = max(1, (now - startedAt).wholeNanoseconds)
-        let first = pendingSince.compareExchange(expected: 0, desired: nanoseconds, ordering: .relaxed)
-        return first.exchanged ? .zero : .nanoseconds(nanoseconds - first.original)
+        return slot.finish(keep: keep)
     }
 }
 
@@ -230,8 +226,13 @@ public final class WorkerCounters: Sendable {
     public let accepted = Atomic<Int>(0)
     /// Requests served on a connection kept from the one before: a connect and a close saved each.
     public let keptRequests = Atomic<Int>(0)
-    /// Kept connections given up because another connection waited and no worker was free.
-    public let yielded = Atomic<Int>(0)
+    /// Kept connections parked now, idle between two requests.
+    public let keptIdle = Atomic<Int>(0)
+    /// Kept connections closed after being idle for `CROCANTE_KEEPALIVE_IDLE_MS`.
+    public let keptExpired = Atomic<Int>(0)
+    /// Kept connections closed, oldest first, to make room: the set was full, or the process
+    /// was out of descriptors.
+    public let keptEvicted = Atomic<Int>(0)
     /// Workers serving a connection now.
     public let active = Atomic<Int>(0)
     /// The most workers ever busy at once.

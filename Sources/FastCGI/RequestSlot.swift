@@ -71,8 +71,10 @@ final class RequestSlot {
         let inputComplete = discardInput()
         let flushed = FCGX_FClose(request.pointee.err) == 0 && FCGX_FClose(request.pointee.out) == 0
         if keep && request.pointee.keepConnection != 0 && inputComplete && flushed {
-            // keepConnection is still set: libfcgi frees the streams and params, keeps the fd.
+            // keepConnection is still set: libfcgi frees the streams and params, keeps the fd,
+            // which is then the caller's (to park, and to hand to any worker's slot).
             FCGX_Finish_r(request)
+            request.pointee.ipcFd = -1
             return true
         }
         if flushed && !inputComplete, connection >= 0 { lingeringShutdown(connection, within: lingerLimit) }
@@ -82,7 +84,7 @@ final class RequestSlot {
         return false
     }
 
-    /// Closes a connection kept by `finish(keep:)`, or one refused before libfcgi read it.
+    /// Closes a connection refused before libfcgi read it.
     func close(_ connection: Int32) {
         Glibc.close(connection)
         if request.pointee.ipcFd == connection { request.pointee.ipcFd = -1 }

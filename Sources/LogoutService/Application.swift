@@ -170,10 +170,16 @@ public func buildApplication(configuration: Configuration, environment: [String:
         workerCount: configuration.workers, refusals: refusals, logger: logger,
         mismatches: .init(share: configuration.secretMismatchShare))
     let gate = ConnectionGate(allowlist: configuration.allowlist, requestTimeout: configuration.requestTimeout)
-    let server = FastCGIServer(
-        socket: socket, responder: responder, workers: configuration.workers, gate: gate,
-        keepPolicy: configuration.keepPolicy, counters: workerCounters, refusals: refusals, heartbeats: heartbeats,
-        logger: logger)
+    let server: FastCGIServer<LogoutResponder>
+    do {
+        server = try FastCGIServer(
+            socket: socket, responder: responder, workers: configuration.workers, gate: gate,
+            keepPolicy: configuration.keepPolicy, counters: workerCounters, refusals: refusals, heartbeats: heartbeats,
+            logger: logger)
+    } catch {
+        notifier.shutdown()
+        throw .cannotStart(operation: "the kept connections' epoll set", reason: "\(error)")
+    }
     return Application(
         configuration: configuration, environment: environment, logger: logger, socket: socket, server: server,
         responder: responder, revocations: revocations, spool: spool, notifier: notifier, outbox: outbox)

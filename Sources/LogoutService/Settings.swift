@@ -97,17 +97,17 @@ public enum Settings {
         SettingDeclaration(
             name: "CROCANTE_KEEP_CONNECTIONS", flag: "keep-connections", acceptsNextPublicSpelling: false, credential: nil,
             accepted: "`off`, `on`", defaultText: "`off`",
-            help: "`on`: honour nginx's `fastcgi_keep_conn on`, serving a kept connection's next request only while no other connection waits for a worker; `off`: close after every answer.",
+            help: "`on`: honour nginx's `fastcgi_keep_conn on`; idle kept connections wait in one epoll set all workers share, and the first free worker serves the next request on any of them; `off`: close after every answer.",
             example: nil),
         default: false, { ["off": false, "on": true][$0] }, render: { $0 ? "on" : "off" })
 
     static let keepaliveIdle = Setting<Duration>.milliseconds(
         SettingDeclaration(
             name: "CROCANTE_KEEPALIVE_IDLE_MS", flag: "keepalive-idle-ms", acceptsNextPublicSpelling: false,
-            credential: nil, accepted: "1–60000 ms", defaultText: "`2000`",
-            help: "With kept connections: how long a worker waits on an idle one when nobody else waits either, before closing it.",
+            credential: nil, accepted: "1–3600000 ms", defaultText: "`75000`",
+            help: "With kept connections: how long one may stay idle before it is closed; keep it above nginx's upstream `keepalive_timeout` (60 s by default), so that nginx always closes first.",
             example: nil),
-        in: 1...60_000, default: 2000)
+        in: 1...3_600_000, default: 75_000)
 
     static let logoutPath = Setting<String>.servedPath(
         SettingDeclaration(

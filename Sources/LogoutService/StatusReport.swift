@@ -11,9 +11,11 @@ public struct StatusReport: Sendable, Equatable {
     var activeWorkers: Int
     var totalWorkers: Int
     var maxActiveWorkers: Int
-    /// Requests on kept connections, and kept connections given up for a waiting one.
+    /// Requests on kept connections; kept connections idle now, closed idle, closed for room.
     var keptRequests = 0
-    var keptYielded = 0
+    var keptIdle = 0
+    var keptExpired = 0
+    var keptEvicted = 0
     var logouts: Int
     var sessionsOpened: Int
     var revocations: RevocationQueue.Counts
@@ -55,7 +57,9 @@ public struct StatusReport: Sendable, Equatable {
             ("total_workers", "Worker threads", "gauge", totalWorkers),
             ("max_active_workers", "Most workers busy at once", "gauge", maxActiveWorkers),
             ("kept_requests", "Requests served on a kept connection (CROCANTE_KEEP_CONNECTIONS=on)", "counter", keptRequests),
-            ("kept_connections_yielded", "Kept connections closed because another waited for a worker", "counter", keptYielded),
+            ("kept_connections_idle", "Kept connections idle now, waiting for their next request", "gauge", keptIdle),
+            ("kept_connections_expired", "Kept connections closed after CROCANTE_KEEPALIVE_IDLE_MS idle", "counter", keptExpired),
+            ("kept_connections_evicted", "Kept connections closed, oldest first, for room: too many kept, or out of descriptors", "counter", keptEvicted),
             ("logouts", "POST requests answered on the logout path", "counter", logouts),
             ("sessions_opened", "Logouts whose cookie held a usable session", "counter", sessionsOpened),
             ("revocations_queued", "Revocations accepted for delivery", "counter", revocations.queued),

@@ -37,7 +37,7 @@ import Testing
         #expect(
             Self.report.json
                 == #"{"start_time":1764000000,"uptime_seconds":42,"accepted_requests":17,"active_workers":1,"#
-                + #""total_workers":4,"max_active_workers":3,"kept_requests":0,"kept_connections_yielded":0,"logouts":12,"sessions_opened":10,"revocations_queued":9,"#
+                + #""total_workers":4,"max_active_workers":3,"kept_requests":0,"kept_connections_idle":0,"kept_connections_expired":0,"kept_connections_evicted":0,"logouts":12,"sessions_opened":10,"revocations_queued":9,"#
                 + #""revocations_duplicate":7,"revocations_in_flight":1,"revocations_revoked":5,"revocations_rejected":1,"#
                 + #""revocations_failed":3,"revocations_retried":2,"revocations_expired":1,"revocations_dropped":4,"#
                 + #""revocations_parked":0,"revocations_lost":6,"revocations_handed_over":8,"revocations_adopted":3,"revocations_pending":2,"#
