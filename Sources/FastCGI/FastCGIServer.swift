@@ -10,7 +10,7 @@ import Glibc
 ///
 /// Closing (``KeepConnectionPolicy/closing``): each worker accepts a connection, answers it and
 /// closes it. Keeping: the workers wait together on one epoll set (``KeptConnections``) holding
-/// the listener and every kept connection idle between two requests; whichever worker is free
+/// the listener (then non-blocking) and every kept connection idle between two requests; whichever worker is free
 /// takes whichever is ready, a new connection or a kept one's next request, and parks a kept
 /// connection there again after the answer. No worker is held by an idle connection, and no
 /// kept connection is closed because another waits.
@@ -95,7 +95,11 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
                 let accepted = try socket.accept()
                 // The accept wait returns at least every poll interval: progress while idle.
                 heartbeats.beat(index)
-                guard let connection = accepted else { continue }
+                guard let connection = accepted else {
+                    // Non-blocking: a process keeping connections on the same socket made it so.
+                    socket.awaitConnectionIfNonBlocking()
+                    continue
+                }
                 backoff = .zero
                 serve(connection, with: slot)
                 heartbeats.beat(index)
@@ -117,10 +121,9 @@ public final class FastCGIServer<Responder: FastCGIResponder>: Sendable {
             case nil:
                 continue
             case .listener:
-                let accepted = Result { () throws(SystemError) in try socket.accept() }
-                kept.readiness.rearmListener()
                 do {
-                    guard let connection = try accepted.get() else { continue }
+                    // nil: another worker took it first.
+                    guard let connection = try socket.accept() else { continue }
                     backoff = .zero
                     try? setNonBlocking(accepted: connection)
                     serveKept(connection, registered: false, with: slot, kept)

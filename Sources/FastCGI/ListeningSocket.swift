@@ -115,6 +115,13 @@ public final class ListeningSocket: Sendable {
         }
     }
 
+    /// After an `accept` that found nothing: when the socket is non-blocking (a process keeping
+    /// connections shares it), waits up to the poll interval for a connection, rather than spin.
+    func awaitConnectionIfNonBlocking() {
+        guard fcntl(descriptor, F_GETFL) & O_NONBLOCK != 0 else { return }
+        _ = waitReadable(descriptor, within: Self.acceptPollInterval)
+    }
+
     /// Whether a connection is waiting in the backlog right now.
     func hasPendingConnection() -> Bool {
         var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
