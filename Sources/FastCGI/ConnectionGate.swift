@@ -9,7 +9,9 @@ import Glibc
 /// valid (``FastCGIRecordValidator``) before the deadline, however slowly it sends them.
 ///
 /// It only peeks (`recv(MSG_PEEK)`, polled until the deadline): what it admits, libfcgi then
-/// reads from the socket itself, and finds complete, so it never blocks on a peer either.
+/// reads from the socket itself, and finds complete, so it never blocks on a peer either. The one
+/// exception is a management record before the request (HAProxy's `FCGI_GET_VALUES`): the gate
+/// reads it off the socket and answers it itself, so libfcgi finds the begin record first.
 public struct ConnectionGate: Sendable {
     public let allowlist: ConnectionAllowlist
     public let limits: FastCGIRecordValidator.Limits
@@ -31,6 +33,9 @@ public struct ConnectionGate: Sendable {
         case timedOut
         /// The peer closed or reset the connection before its params were complete.
         case closed
+        /// The peer sent only management records, had them all answered, and closed: what a
+        /// client asking `FCGI_GET_VALUES` on a connection of its own does. Nothing was refused.
+        case onlyManagement
     }
 
     /// Nil when the connection may be handed to libfcgi; else why not (the caller closes it).
@@ -43,6 +48,7 @@ public struct ConnectionGate: Sendable {
             var validator = FastCGIRecordValidator(limits: limits)
             var seen = 0
             var events: Int16 = 0
+            var answeredManagement = false
             let clock = ContinuousClock()
             // Peek first: nginx has usually sent the whole request by the time it is accepted,
             // so the common case costs one recv and no poll.
@@ -52,7 +58,7 @@ public struct ConnectionGate: Sendable {
                     peeked = try systemCall("recv(MSG_PEEK)", retryingOnInterrupt: true) {
                         recv(connection, buffer.baseAddress, capacity, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
                     }
-                    if peeked == 0 { return .closed }
+                    if peeked == 0 { return answeredManagement ? .onlyManagement : .closed }
                 } catch where error.code == EAGAIN || error.code == EWOULDBLOCK {
                     peeked = seen
                 } catch {
@@ -66,6 +72,15 @@ public struct ConnectionGate: Sendable {
                     case .reject(let rejection):
                         if case .unknownRole(_, let requestID) = rejection { answerUnknownRole(connection, requestID: requestID) }
                         return .invalid(rejection)
+                    case .management(let answer, let byteCount):
+                        guard consume(byteCount, of: connection, into: buffer), answerManagement(connection, with: answer) else {
+                            return .closed
+                        }
+                        answeredManagement = true
+                        // What the peer sent next may be here already: peek again at once.
+                        seen = 0
+                        events = 0
+                        continue
                     case .needMore:
                         break
                     }
@@ -81,6 +96,29 @@ public struct ConnectionGate: Sendable {
                 events = ready
             }
         }
+    }
+
+    /// Reads `count` bytes the gate has peeked, and so are there, off the connection.
+    private func consume(_ count: Int, of connection: Int32, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Bool {
+        var consumed = 0
+        while consumed < count {
+            let read = try? systemCall("recv", retryingOnInterrupt: true) {
+                recv(connection, buffer.baseAddress, count - consumed, Int32(MSG_DONTWAIT))
+            }
+            guard let read, read > 0 else { return false }
+            consumed += read
+        }
+        return true
+    }
+
+    /// A management record's answer, whole or not at all (a part would break the record stream);
+    /// never blocks: eight answers of at most 64 bytes, before anything else is sent on the
+    /// connection, are far below any socket's send buffer.
+    private func answerManagement(_ connection: Int32, with answer: [UInt8]) -> Bool {
+        let sent = try? systemCall("send") {
+            answer.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+        }
+        return sent == answer.count
     }
 
     /// `FCGI_END_REQUEST` with `FCGI_UNKNOWN_ROLE`, as the specification asks; never blocks.

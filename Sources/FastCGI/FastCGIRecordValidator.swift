@@ -2,18 +2,22 @@
 ///
 /// libfcgi trusts the peer: a `FCGI_PARAMS` name length of `0x7FFFFFF0` aborts the process on its
 /// allocation assertion, `0x40000000` + `0x3FFFFFFD` makes it allocate 2 GiB, other roles are
-/// served as responders, and management records are answered. The worker therefore peeks at
-/// the connection (`recv(MSG_PEEK)`) and feeds what it has seen to this validator until the
-/// params stream is complete; only then does `FCGX_Accept_r` read the same bytes.
+/// served as responders, and management records are answered into a 64-byte stack buffer. The
+/// worker therefore peeks at the connection (`recv(MSG_PEEK)`) and feeds what it has seen to this
+/// validator until the params stream is complete; only then does `FCGX_Accept_r` read the same bytes.
 ///
-/// What is accepted is exactly what nginx sends a responder before the params end: one
-/// `FCGI_BEGIN_REQUEST` (version 1, request id ≠ 0, 8-byte body, role `FCGI_RESPONDER`), then
-/// `FCGI_PARAMS` records of that request, the last one empty. Every name/value length is checked
-/// against ``Limits`` as soon as its bytes are in, so a hostile length is refused after a few
-/// bytes, never after its body. Pure: a value, no socket, no clock.
+/// What is accepted is what nginx or HAProxy sends a responder before the params end: up to
+/// eight management records (request id 0, at most 1024 content bytes each; HAProxy's `option
+/// get-values` sends one), each answered here (``Verdict/management(answer:byteCount:)``) and
+/// consumed by the caller so that libfcgi never reads it; then one `FCGI_BEGIN_REQUEST`
+/// (version 1, request id ≠ 0, 8-byte body, role `FCGI_RESPONDER`), then `FCGI_PARAMS` records
+/// of that request, the last one empty. Every name/value length is checked against ``Limits`` as
+/// soon as its bytes are in, so a hostile length is refused after a few bytes, never after its
+/// body. Pure: a value, no socket, no clock.
 ///
 /// The validator resumes where it stopped: pass it the whole prefix seen so far each time
-/// (what `MSG_PEEK` returns), which must extend the prefix passed before.
+/// (what `MSG_PEEK` returns), which must extend the prefix passed before; after a management
+/// verdict, the prefix that follows the record it answered.
 public struct FastCGIRecordValidator: Sendable {
     /// The bounds a request must stay within.
     public struct Limits: Sendable, Equatable {
@@ -38,6 +42,14 @@ public struct FastCGIRecordValidator: Sendable {
         /// Record headers and padding allowed on top of the params: nginx pads each record to
         /// 8 bytes, so a record costs at most 15 bytes of framing; more is a peer wasting reads.
         var framingBytes: Int { 8 * 1024 }
+
+        /// Management records answered before the begin record: HAProxy sends one; a peer
+        /// asking again and again within the deadline is wasting a worker.
+        var managementRecords: Int { 8 }
+
+        /// Content of one management record: HAProxy's `FCGI_GET_VALUES` is 34 bytes, and all
+        /// three variables with four-byte lengths would be 66.
+        var managementContentBytes: Int { 1024 }
     }
 
     /// What the bytes seen so far amount to.
@@ -47,6 +59,10 @@ public struct FastCGIRecordValidator: Sendable {
         /// A responder request whose params are complete after `byteCount` bytes (the empty
         /// `FCGI_PARAMS` header included); libfcgi may read the connection now.
         case complete(byteCount: Int)
+        /// A whole management record of `byteCount` bytes opens the prefix: consume those bytes
+        /// from the connection (libfcgi must never read them), send `answer`, and go on with the
+        /// prefix that follows them.
+        case management(answer: [UInt8], byteCount: Int)
         /// Close the connection without letting libfcgi read it.
         case reject(Rejection)
     }
@@ -54,13 +70,20 @@ public struct FastCGIRecordValidator: Sendable {
     /// Why a connection is refused; the description names the rule, never the bytes.
     public enum Rejection: Sendable, Equatable, CustomStringConvertible {
         case unsupportedVersion(UInt8)
-        /// A record other than `FCGI_BEGIN_REQUEST` first, or other than `FCGI_PARAMS` after it.
+        /// A record other than `FCGI_BEGIN_REQUEST` (or a management record) first, or other
+        /// than `FCGI_PARAMS` after it.
         case unexpectedRecordType(UInt8)
-        /// A record with request id 0: a management record (`FCGI_GET_VALUES`).
+        /// A management record (request id 0) after the begin record: libfcgi would answer it
+        /// itself while reading the params.
         case managementRecord
+        /// A management record over 1024 content bytes, or an `FCGI_GET_VALUES` whose content
+        /// is not exactly name-value pairs.
+        case malformedManagementRecord
+        /// More management records than ``Limits`` allows before the begin record.
+        case tooManyManagementRecords
         /// A record for another request id than the begin record's.
         case otherRequestID
-        /// An `FCGI_BEGIN_REQUEST` whose content is not 8 bytes, or that is padded.
+        /// An `FCGI_BEGIN_REQUEST` whose content is not 8 bytes, that is padded, or of request id 0.
         case malformedBeginRequest
         /// A role other than `FCGI_RESPONDER`: answer `FCGI_END_REQUEST` with `FCGI_UNKNOWN_ROLE`.
         case unknownRole(role: UInt16, requestID: UInt16)
@@ -80,7 +103,9 @@ public struct FastCGIRecordValidator: Sendable {
             switch self {
             case .unsupportedVersion(let version): return "FastCGI version \(version)"
             case .unexpectedRecordType(let type): return "unexpected record type \(type)"
-            case .managementRecord: return "management record"
+            case .managementRecord: return "management record inside a request"
+            case .malformedManagementRecord: return "management record too large or malformed"
+            case .tooManyManagementRecords: return "too many management records"
             case .otherRequestID: return "record for another request id"
             case .malformedBeginRequest: return "malformed begin record"
             case .unknownRole(let role, _): return "role \(role) is not RESPONDER"
@@ -100,6 +125,8 @@ public struct FastCGIRecordValidator: Sendable {
             case .unsupportedVersion: return "version"
             case .unexpectedRecordType: return "record_type"
             case .managementRecord: return "management_record"
+            case .malformedManagementRecord: return "management_malformed"
+            case .tooManyManagementRecords: return "management_count"
             case .otherRequestID: return "request_id"
             case .malformedBeginRequest: return "begin_record"
             case .unknownRole: return "role"
@@ -123,8 +150,10 @@ public struct FastCGIRecordValidator: Sendable {
     static let responderRole: UInt16 = 1
 
     private enum RecordState: Sendable {
-        /// Expecting the begin record's header.
+        /// Expecting the begin record's header (or a management record's), at the prefix's start.
         case awaitingBegin
+        /// Inside a management record: waiting for all of its content and padding.
+        case management(type: UInt8, content: Int, padding: Int)
         /// Inside the begin record: its 8-byte body, then `padding` bytes.
         case beginBody(padding: Int)
         /// Expecting a params record header.
@@ -151,6 +180,7 @@ public struct FastCGIRecordValidator: Sendable {
     private var requestID: UInt16 = 0
     private var paramsBytes = 0
     private var framingBytes = 0
+    private var managementRecords = 0
     /// Complete name/value pairs seen, for the differential fuzz check against libfcgi.
     public private(set) var pairCount = 0
 
@@ -165,12 +195,17 @@ public struct FastCGIRecordValidator: Sendable {
     }
 
     /// Continues over `prefix`, all the connection's bytes seen so far (a prefix passed before,
-    /// possibly extended); returns the verdict so far. Once complete or rejected, it stays so.
+    /// possibly extended; after a management verdict, what follows the answered record); returns
+    /// the verdict so far. Once complete or rejected, it stays so.
     public mutating func advance(over prefix: some Collection<UInt8>) -> Verdict {
         if case .finished(let verdict) = state { return verdict }
         let verdict = prefix.withContiguousStorageIfAvailable { run(UnsafeRawBufferPointer($0)) }
             ?? Array(prefix).withUnsafeBytes { run($0) }
-        if case .needMore = verdict {} else { state = .finished(verdict) }
+        switch verdict {
+        case .needMore: break
+        case .management: offset = 0  // the caller consumes the record: the next prefix starts after it
+        case .complete, .reject: state = .finished(verdict)
+        }
         return verdict
     }
 
@@ -186,6 +221,15 @@ public struct FastCGIRecordValidator: Sendable {
                 offset += Self.headerLength
                 if let rejection = accept(header) { return .reject(rejection) }
                 if case .finished(let verdict) = state { return verdict }
+            case .management(let type, let content, let padding):
+                // Whole, padding included: libfcgi must find the begin record's header next.
+                guard available >= content + padding else { return .needMore }
+                let body = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + content)])
+                guard let answer = Self.answer(toManagement: type, content: body) else {
+                    return .reject(.malformedManagementRecord)
+                }
+                state = .awaitingBegin
+                return .management(answer: answer, byteCount: offset + content + padding)
             case .beginBody(let padding):
                 guard available >= 8 else { return .needMore }
                 let role = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
@@ -220,9 +264,15 @@ public struct FastCGIRecordValidator: Sendable {
         guard framingBytes <= limits.framingBytes else { return .tooMuchFraming }
         if case .awaitingBegin = state {
             guard header.type == Self.beginRequest else {
-                return header.requestID == 0 ? .managementRecord : .unexpectedRecordType(header.type)
+                guard header.requestID == 0 else { return .unexpectedRecordType(header.type) }
+                managementRecords += 1
+                guard managementRecords <= limits.managementRecords else { return .tooManyManagementRecords }
+                guard header.contentLength <= limits.managementContentBytes else { return .malformedManagementRecord }
+                state = .management(type: header.type, content: Int(header.contentLength), padding: Int(header.paddingLength))
+                return nil
             }
-            guard header.requestID != 0 else { return .managementRecord }
+            // libfcgi's ProcessBeginRecord refuses request id 0 too.
+            guard header.requestID != 0 else { return .malformedBeginRequest }
             // Unpadded too: libfcgi's SetReaderType drops the begin record's pending padding, so
             // it would read those bytes as the next header, bytes this check took for padding
             // (RecordFuzz found it). nginx never pads the begin record.

@@ -43,6 +43,9 @@ public final class RefusalCounters: Sendable {
             // Clients that give up are ordinary; counted, logged only at debug.
             closedEarly.add(1, ordering: .relaxed)
             logger.debug("connection closed by the peer before its request was complete")
+        case .onlyManagement:
+            // Answered, not refused: not counted.
+            logger.debug("connection closed by the peer after management records only")
         }
     }
 }

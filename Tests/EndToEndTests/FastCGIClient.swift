@@ -30,6 +30,28 @@ enum FastCGIClient {
         return record(1, [0, 1, keepConnection ? 1 : 0, 0, 0, 0, 0, 0]) + record(4, encoded) + record(4, []) + record(5, [])
     }
 
+    /// `FCGI_GET_VALUES` (request id 0) asking `names` with empty values, unpadded, as HAProxy's
+    /// `option get-values` sends it.
+    static func getValues(_ names: [String]) -> [UInt8] {
+        let content: [UInt8] = names.flatMap { length($0.utf8.count) + [0] + Array($0.utf8) }
+        return [1, 9, 0, 0, UInt8(content.count >> 8), UInt8(content.count & 0xFF), 0, 0] + content
+    }
+
+    /// Reads exactly one record (header, content, padding); nil when the responder closed first.
+    static func readRecord(_ fd: Int32) throws -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var needed = 8
+        var byte: UInt8 = 0
+        while bytes.count < needed {
+            let count = recv(fd, &byte, 1, 0)
+            if count == 0 { return nil }
+            guard count > 0 else { throw HarnessError("recv: errno \(errno) after \(bytes.count) bytes") }
+            bytes.append(byte)
+            if bytes.count == 8 { needed = 8 + (Int(bytes[4]) << 8 | Int(bytes[5])) + Int(bytes[6]) }
+        }
+        return bytes
+    }
+
     /// Reads one response on a connection that stays open: records up to and including
     /// `FCGI_END_REQUEST`; its CGI text, or nil when the responder closed first.
     static func responseOnKeptConnection(_ fd: Int32) throws -> String? {

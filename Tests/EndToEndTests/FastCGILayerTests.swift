@@ -49,6 +49,67 @@ struct FastCGILayerTests {
         }
     }
 
+    /// HAProxy's `option get-values` on one connection: `FCGI_GET_VALUES` is answered at once (it
+    /// waits for the answer before it sends the request) with libfcgi's own values, one request at
+    /// a time and no multiplexing, byte for byte; then the request is served exactly as on a
+    /// connection of its own, and its token revoked.
+    @Test func answersGetValuesThenServesTheRequestOnTheSameConnection() throws {
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
+            let tokens = Seal.tokens(2, "getvalues")
+            let fd = try Socket.connectUnix(path: stack.socketPath)
+            defer { close(fd) }
+            try Socket.writeAll(fd, FastCGIClient.getValues(["FCGI_MAX_REQS", "FCGI_MPXS_CONNS"]))
+            let result = [13, 1] + Array("FCGI_MAX_REQS1".utf8) + [15, 1] + Array("FCGI_MPXS_CONNS0".utf8)
+            #expect(try FastCGIClient.readRecord(fd) == [1, 10, 0, 0, 0, 34, 6, 0] + result + [0, 0, 0, 0, 0, 0])
+            try Socket.writeAll(fd, FastCGIClient.request(cookie: try Seal.session(tokens[0])))
+            let afterTheQuestion = try Socket.readToEnd(fd)
+
+            let alone = try Socket.connectUnix(path: stack.socketPath)
+            defer { close(alone) }
+            try Socket.writeAll(alone, FastCGIClient.request(cookie: try Seal.session(tokens[1])))
+            #expect(afterTheQuestion == (try Socket.readToEnd(alone)))
+            let cgi = String(decoding: FastCGIClient.stdout(of: afterTheQuestion), as: UTF8.self)
+            #expect(cgi == Self.contractAnswer, "\(cgi)")
+            #expect(afterTheQuestion.suffix(16) == [1, 3, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "FCGI_END_REQUEST, complete")
+            #expect(stack.backendReaches(2))
+            #expect(stack.backendBearers == tokens.map { "Bearer \($0)" })
+            let status = try stack.status()
+            #expect(status["invalid_requests"] == 0 && status["closed_early"] == 0, "\(status)")
+        }
+    }
+
+    /// A question alone, then a close, is no refusal; an unknown management type is answered
+    /// `FCGI_UNKNOWN_TYPE`; a ninth management record before the request closes the connection.
+    @Test func managementRecordsAreAnsweredAndBounded() throws {
+        try withTestStack(.init(environment: TestStack.oneAtATime)) { stack in
+            let question = FastCGIClient.getValues(["FCGI_MPXS_CONNS"])
+            let answer = [1, 10, 0, 0, 0, 18, 6, 0, 15, 1] + Array("FCGI_MPXS_CONNS0".utf8) + [0, 0, 0, 0, 0, 0]
+            let asking = try Socket.connectUnix(path: stack.socketPath)
+            try Socket.writeAll(asking, question)
+            #expect(try FastCGIClient.readRecord(asking) == answer)
+            close(asking)
+
+            let unknown = try Socket.connectUnix(path: stack.socketPath)
+            defer { close(unknown) }
+            try Socket.writeAll(unknown, [1, 12, 0, 0, 0, 3, 5, 0, 1, 2, 3, 0, 0, 0, 0, 0] + FastCGIClient.request(cookie: nil))
+            #expect(try FastCGIClient.readRecord(unknown) == [1, 11, 0, 0, 0, 8, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0])
+            #expect(String(decoding: FastCGIClient.stdout(of: try Socket.readToEnd(unknown)), as: UTF8.self) == Self.contractAnswer)
+
+            let flooding = try Socket.connectUnix(path: stack.socketPath)
+            defer { close(flooding) }
+            try Socket.writeAll(flooding, [[UInt8]](repeating: question, count: 9).flatMap { $0 } + FastCGIClient.request(cookie: nil))
+            let flooded = RawSocket.readUntilClosed(flooding, within: .seconds(5))
+            #expect(flooded.closed && flooded.bytes == [[UInt8]](repeating: answer, count: 8).flatMap { $0 })
+            let status = try stack.status()
+            #expect(status["invalid_requests"] == 1 && status["closed_early"] == 0, "\(status)")
+            #expect(stack.responder.stderr.contains("reason=management_count"))
+        }
+    }
+
+    /// The logout's CGI answer (`APP_ENV=production`, the stack's default).
+    static let contractAnswer = "Status: 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\nCache-Control: no-store\r\n"
+        + "Set-Cookie: \(Contract.clearedSecureCookie)\r\n\r\n{\"success\":true}"
+
     /// Out of file descriptors, accept fails with EMFILE: the workers log it, back off and keep
     /// going, and serve again as soon as descriptors are free.
     @Test func acceptErrorsAreRetriedNotFatal() throws {

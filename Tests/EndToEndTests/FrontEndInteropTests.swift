@@ -131,6 +131,122 @@ struct FrontEndInteropTests {
         }
     }
 
+    /// What HAProxy asks on each new connection with `option get-values` (mux_fcgi.c), and the
+    /// responder's answer: one request at a time, no multiplexing.
+    static let haproxyGetValues = FastCGIClient.getValues(["FCGI_MAX_REQS", "FCGI_MPXS_CONNS"])
+    static let getValuesResult: [UInt8] = [1, 10, 0, 0, 0, 34, 6, 0, 13, 1] + Array("FCGI_MAX_REQS1".utf8)
+        + [15, 1] + Array("FCGI_MPXS_CONNS0".utf8) + [0, 0, 0, 0, 0, 0]
+
+    /// The example's HAProxy talking to the responder through a ``FastCGITap``, with `options`
+    /// added to its fcgi-app and `backendLines` to its backend.
+    static func tappedHAProxy(
+        options: [String], backendLines: [String] = [], environment: [String: String] = TestStack.oneAtATime,
+        _ body: (TestStack, FastCGITap) throws -> Void
+    ) throws {
+        var site = [("fcgi.sock proto fcgi", "tap.sock proto fcgi")]
+        site.append(("no option keep-conn", (["no option keep-conn"] + options).joined(separator: "\n    ")))
+        if !backendLines.isEmpty {
+            site.append(("use-fcgi-app crocante_logout", (["use-fcgi-app crocante_logout"] + backendLines).joined(separator: "\n    ")))
+        }
+        try withTestStack(.init(environment: environment, site: site, frontEnd: .haproxy)) { stack in
+            let tap = try FastCGITap(at: stack.directory.appendingPathComponent("tap.sock").path, to: stack.socketPath)
+            defer { tap.stop() }
+            try body(stack, tap)
+        }
+    }
+
+    /// `option get-values`: HAProxy asks `FCGI_GET_VALUES` first on every connection and waits;
+    /// the responder answers (seen on the wire, byte for byte), and the logout is the contract,
+    /// its cookie cleared and its token revoked.
+    @Test func getValuesThroughHAProxy() throws {
+        try Self.tappedHAProxy(options: ["option get-values"]) { stack, tap in
+            let (withoutSession, _) = try stack.curl(headers: [Self.emptyBody], extra: ["--raw"])
+            Self.expectContract(withoutSession, through: .haproxy)
+            let token = Seal.tokens(1, "getvalues")[0]
+            let (withSession, _) = try stack.curl(headers: [Self.emptyBody, "Cookie: crocante_session=\(try Seal.session(token))"], extra: ["--raw"])
+            Self.expectContract(withSession, through: .haproxy)
+            #expect(stack.backendReaches(1))
+            #expect(stack.backendBearers == ["Bearer \(token)"])
+            let connections = tap.connections
+            #expect(connections.count == 2, "one connection a logout (no keep-conn)")
+            for connection in connections {
+                let sent = FastCGITap.records(connection.sent)
+                let answered = FastCGITap.records(connection.answered)
+                #expect(sent.first?.bytes == Self.haproxyGetValues && sent.dropFirst().first?.type == 1, "\(sent.map(\.type))")
+                #expect(answered.first?.bytes == Self.getValuesResult && answered.last?.type == 3, "\(answered.map(\.type))")
+            }
+            let stopped = stack.stopResponder()
+            #expect(stopped.status == 0)
+            #expect(stopped.totals == ResponderTotals(requests: 2, queued: 1, revoked: 1))
+            #expect(stack.responder.finalStatus?["invalid_requests"] == 0 && stack.responder.finalStatus?["closed_early"] == 0)
+        }
+    }
+
+    /// `option mpxs-conns` and `http-reuse always` with `option get-values`, `max-reqs` at its
+    /// default of 1: HAProxy asks on every connection and puts one request at a time on each, so
+    /// 40 logouts at once are all answered and revoked; kept connections serve one after another.
+    /// (It holds without `option get-values` too: `max-reqs` 1 alone is what keeps HAProxy from
+    /// multiplexing, see the next test.)
+    @Test(arguments: [false, true])
+    func mpxsConnsWithOneRequestAtATimeDoesNotMultiplex(keepConnections: Bool) throws {
+        var options = ["option get-values", "option mpxs-conns"]
+        var environment: [String: String] = [:]
+        if keepConnections {
+            options.append("option keep-conn")
+            environment["CROCANTE_KEEP_CONNECTIONS"] = "on"
+        }
+        try Self.tappedHAProxy(options: options, backendLines: ["http-reuse always"], environment: environment) { stack, tap in
+            var tokens: [String] = []
+            if keepConnections {
+                tokens = Seal.tokens(10, "mpxskept")
+                #expect(try Self.logoutsOnOneConnection(port: stack.nginxPort, cookies: try Seal.sessions(tokens)) == Array(repeating: 200, count: 10))
+                let reused = tap.connections.map { FastCGITap.records($0.sent).filter { $0.type == 1 }.count }
+                #expect(reused.contains { $0 > 1 }, "requests per kept connection: \(reused)")
+            }
+            let burst = Seal.tokens(40, "mpxs")
+            tokens += burst
+            let answers = Self.logoutsAtOnce(port: stack.nginxPort, cookies: try Seal.sessions(burst))
+            #expect(answers.filter { Self.isContract($0) }.count == burst.count,
+                    "statuses: \(answers.map { $0?.status ?? -1 }); haproxy log: \(stack.frontEnd?.errorLog ?? "")")
+            #expect(stack.waitForDelivery(of: tokens).isEmpty)
+            #expect(Set(stack.backendBearers) == Set(tokens.map { "Bearer \($0)" }))
+            let connections = tap.connections
+            #expect(connections.allSatisfy { connection in
+                let sent = FastCGITap.records(connection.sent)
+                return sent.first?.bytes == Self.haproxyGetValues && sent.dropFirst().allSatisfy { $0.requestID != 0 }
+            }, "each connection asks once, first")
+            #expect(connections.allSatisfy { $0.mostInFlight == 1 }, "in flight: \(connections.map(\.mostInFlight))")
+            let stopped = stack.stopResponder()
+            #expect(stopped.status == 0)
+            let final = try #require(stack.responder.finalStatus)
+            #expect(final["revocations_revoked"] == tokens.count)
+            #expect(final["invalid_requests"] == 0 && final["timed_out"] == 0, "\(final)")
+        }
+    }
+
+    /// Why the example keeps `option mpxs-conns` out even though the responder answers
+    /// `FCGI_MPXS_CONNS=0`: with `option max-reqs 10`, HAProxy 2.6 attaches up to ten requests to
+    /// a new connection while it waits for the answer, and once it has it (MPXS_CONNS=0) still
+    /// sends them all, one after another, before the first one's answer. libfcgi serves the first
+    /// and the rest are lost: HAProxy answers them 502 and their sessions are not revoked. If this
+    /// test fails, HAProxy honours the answer now: update the example and deploy/README.md.
+    @Test func getValuesDoesNotStopHAProxyMultiplexingRequestsItAlreadyHolds() throws {
+        let options = ["option get-values", "option mpxs-conns", "option max-reqs 10"]
+        try Self.tappedHAProxy(options: options, backendLines: ["http-reuse always"], environment: [:]) { stack, tap in
+            let answers = Self.logoutsAtOnce(port: stack.nginxPort, cookies: try Seal.sessions(Seal.tokens(40, "mpxs10")))
+            let answered = answers.filter { Self.isContract($0) }.count
+            #expect(answered < 40 && answers.contains { $0?.status == 502 }, "statuses: \(answers.map { $0?.status ?? -1 })")
+            let multiplexed = tap.connections.filter { $0.mostInFlight > 1 }
+            #expect(!multiplexed.isEmpty, "in flight: \(tap.connections.map(\.mostInFlight))")
+            for connection in multiplexed {
+                // HAProxy had the answer before it sent its first request on the connection.
+                let order = connection.timeline.map { ($0.fromFrontEnd, $0.record.type) }
+                #expect(order.prefix(3).elementsEqual([(true, 9), (false, 10), (true, 1)], by: ==), "\(order)")
+                #expect(FastCGITap.records(connection.answered).first?.bytes == Self.getValuesResult)
+            }
+        }
+    }
+
     /// Each cookie's logout on its own connection, all started at once; nil for a failed exchange
     /// (every socket has a 30 s timeout, so none can hang the test).
     static func logoutsAtOnce(port: UInt16, cookies: [String]) -> [HTTPAnswer?] {

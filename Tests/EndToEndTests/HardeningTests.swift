@@ -206,7 +206,8 @@ enum HostileRecords {
         ("value 0x7FFFFFFF", begin() + header(type: 4, contentLength: 4096) + [4] + long(0x7FFF_FFFF) + Array("NAME".utf8)),
         ("role authorizer", begin(role: 2) + record(type: 4, params) + header(type: 4, contentLength: 0)),
         ("role filter", begin(role: 3) + record(type: 4, params) + header(type: 4, contentLength: 0)),
-        ("get values", record(type: 9, id: 0, pair("FCGI_MAX_CONNS", ""))),
+        // Before the request a management record is answered (FastCGILayerTests); inside one it is refused.
+        ("get values inside a request", begin() + record(type: 9, id: 0, pair("FCGI_MAX_CONNS", ""))),
         ("get values, huge name", record(type: 9, id: 0, long(0x7FFF_FFF0) + [1])),
         ("second begin", begin() + begin(id: 2)),
         ("stdin before the params end", begin() + record(type: 5, [0x41])),

@@ -31,6 +31,10 @@ def params(content, request_id=1):
     return record(4, content, request_id, padding=(8 - len(content) % 8) % 8)
 
 
+def get_values(*names, padding=0):
+    return record(9, b"".join(pair(name, b"") for name in names), request_id=0, padding=padding)
+
+
 END = header(4, 0)
 STDIN_END = header(5, 0)
 NGINX = (pair(b"REQUEST_METHOD", b"POST") + pair(b"DOCUMENT_URI", b"/api/auth/logout")
@@ -59,6 +63,16 @@ seeds = {
     "attack-truncated-pair": begin() + params(b"\x05\x05AB") + END,
     "attack-padding-flood": begin() + b"".join(record(4, b"\0", padding=255) for _ in range(40)),
     "attack-abort": begin() + record(2) + END,
+    # HAProxy 2.6 `option get-values`: FCGI_GET_VALUES first, answered and consumed by the gate.
+    "haproxy-get-values-then-logout": get_values(b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS") + begin() + params(NGINX) + END + STDIN_END,
+    "get-values-padded-all-three-then-logout": get_values(b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS", padding=7)
+        + begin() + params(NGINX) + END,
+    "unknown-management-type-then-logout": record(12, b"", request_id=0) + record(12, b"abc", request_id=0, padding=5)
+        + begin() + params(NGINX) + END,
+    # libfcgi answers each variable asked into a 64-byte stack buffer: five overflow it.
+    "attack-get-values-repeated": get_values(*[b"FCGI_MAX_REQS"] * 5) + begin() + params(NGINX) + END,
+    "attack-management-flood": get_values(b"FCGI_MPXS_CONNS") * 9 + begin() + params(NGINX) + END,
+    "attack-get-values-after-begin": begin() + get_values(b"FCGI_MPXS_CONNS") + params(NGINX) + END,
 }
 
 os.makedirs(here, exist_ok=True)
