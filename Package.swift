@@ -28,6 +28,13 @@ let package = Package(
             pkgConfig: "fcgi",
             providers: [.apt(["libfcgi-dev"])]
         ),
+        // Debian's libcrypto (libssl-dev), for AES-256-GCM contexts keyed once and reused:
+        // swift-crypto keys every seal and open anew. Only LogoutCore's GCMContext imports it.
+        .systemLibrary(
+            name: "CLibcrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // The one door to the kernel: every errno read and sockaddr cast of the project.
         .target(name: "SystemCalls"),
         .target(
@@ -39,6 +46,7 @@ let package = Package(
         .target(
             name: "LogoutCore",
             dependencies: [
+                "CLibcrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
