@@ -172,6 +172,7 @@ let package = Package(
             name: "RevocationSpoolTests",
             dependencies: [
                 "RevocationSpool", "Revocation", "LogoutCore", "SpoolCrashProbe",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
