@@ -23,7 +23,8 @@ package final class GCMContext {
     /// `EVP_CIPHER_CTX_new`, `EVP_CipherInit_ex` with `EVP_aes_256_gcm`, `EVP_CIPHER_CTX_ctrl`
     /// (`EVP_CTRL_GCM_SET_IVLEN`), then `EVP_CipherInit_ex` again with the key.
     ///
-    /// libcrypto fails here only when it cannot allocate, which nothing can recover from.
+    /// libcrypto fails here only when it cannot allocate or its configuration refuses AES-GCM,
+    /// which nothing can recover from (`GCMKeyring` makes its first contexts at start-up).
     init(key: SymmetricKey, nonceLength: Int, direction: Direction) {
         precondition(key.bitCount == 256, "AES-256-GCM takes a 256-bit key")
         guard let context = EVP_CIPHER_CTX_new() else { fatalError("EVP_CIPHER_CTX_new failed") }
@@ -33,7 +34,7 @@ package final class GCMContext {
         Self.check(EVP_CipherInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil, encrypt), "EVP_CipherInit_ex")
         Self.check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, Int32(nonceLength), nil), "EVP_CIPHER_CTX_ctrl")
         key.withUnsafeBytes { key in
-            Self.check(EVP_CipherInit_ex(context, nil, nil, key.bindMemory(to: UInt8.self).baseAddress, nil, encrypt), "EVP_CipherInit_ex")
+            Self.check(EVP_CipherInit_ex(context, nil, nil, Self.bytes(key), nil, encrypt), "EVP_CipherInit_ex")
         }
     }
 
