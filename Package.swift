@@ -30,6 +30,13 @@ let package = Package(
         ),
         // Linux's epoll, which Glibc's Swift module leaves out: the kept connections' shared set.
         .systemLibrary(name: "CEpoll"),
+        // Debian's libcrypto (libssl-dev), for AES-256-GCM contexts keyed once and reused:
+        // swift-crypto keys every seal and open anew. Only LogoutCore's GCMContext imports it.
+        .systemLibrary(
+            name: "CLibcrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // The one door to the kernel: every errno read and sockaddr cast of the project.
         .target(name: "SystemCalls"),
         .target(
@@ -41,6 +48,7 @@ let package = Package(
         .target(
             name: "LogoutCore",
             dependencies: [
+                "CLibcrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]
@@ -166,6 +174,7 @@ let package = Package(
             name: "RevocationSpoolTests",
             dependencies: [
                 "RevocationSpool", "Revocation", "LogoutCore", "SpoolCrashProbe",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

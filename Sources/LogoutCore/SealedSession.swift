@@ -13,11 +13,12 @@ public enum SealedSession {
 
     /// Opens cookie values into access tokens with the configured secrets.
     public struct Opener: Sendable {
-        private let secrets: [SessionSecret]
+        /// A decryption context per secret, in the secrets' order, keyed once (issue 20).
+        private let keyring: GCMKeyring
 
         /// - Parameter secrets: tried in order: the current secret first, then the previous one.
         public init(secrets: [SessionSecret]) {
-            self.secrets = secrets
+            keyring = GCMKeyring(keys: secrets.map(\.key), nonceLength: ivLength, direction: .decrypt)
         }
 
         /// The access token in a cookie value, or nil when the value holds no usable session.
@@ -40,18 +41,23 @@ public enum SealedSession {
             return .success(token)
         }
 
-        private func open(_ sealed: [UInt8]) -> Data? {
-            let iv = sealed[..<ivLength]
-            let tag = sealed[ivLength..<(ivLength + tagLength)]
-            let ciphertext = sealed[(ivLength + tagLength)...]
-            guard
-                let nonce = try? AES.GCM.Nonce(data: iv),
-                let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: ciphertext, tag: tag)
-            else { return nil }
-            for secret in secrets {
-                if let plaintext = try? AES.GCM.open(box, using: secret.key) { return plaintext }
+        /// The plaintext under the first secret whose key verifies the tag, nil when none does.
+        private func open(_ sealed: [UInt8]) -> [UInt8]? {
+            var plaintext = [UInt8](repeating: 0, count: sealed.count - ivLength - tagLength)
+            let opened = sealed.withUnsafeBytes { sealed in
+                plaintext.withUnsafeMutableBytes { plaintext in
+                    keyring.withContexts { contexts in
+                        contexts.contains { context in
+                            context.open(
+                                nonce: UnsafeRawBufferPointer(rebasing: sealed[..<ivLength]),
+                                ciphertext: UnsafeRawBufferPointer(rebasing: sealed[(ivLength + tagLength)...]),
+                                tag: UnsafeRawBufferPointer(rebasing: sealed[ivLength..<(ivLength + tagLength)]),
+                                authenticating: UnsafeRawBufferPointer(start: nil, count: 0), into: plaintext)
+                        }
+                    }
+                }
             }
-            return nil
+            return opened ? plaintext : nil
         }
     }
 
@@ -71,7 +77,7 @@ public enum SealedSession {
     ///
     /// A JSON object yields its `token` only when that is a string. Anything that is not a JSON
     /// object is a legacy cookie whose whole plaintext is the token.
-    static func token(fromPlaintext plaintext: Data) -> AccessToken? {
+    static func token(fromPlaintext plaintext: some DataProtocol & ContiguousBytes) -> AccessToken? {
         if let token = plaintext.withUnsafeBytes({ canonicalToken(in: $0) }) {
             return AccessToken(validating: token)
         }
@@ -79,10 +85,10 @@ public enum SealedSession {
     }
 
     /// The general reading, through `JSONDecoder`.
-    static func decodedToken(fromPlaintext plaintext: Data) -> AccessToken? {
+    static func decodedToken(fromPlaintext plaintext: some DataProtocol) -> AccessToken? {
         let firstSignificant = plaintext.first { !jsonWhitespace.contains($0) }
         if firstSignificant == UInt8(ascii: "{"),
-            let payload = try? JSONDecoder().decode(Payload.self, from: plaintext)
+            let payload = try? JSONDecoder().decode(Payload.self, from: Data(plaintext))
         {
             return payload.token.flatMap { AccessToken(validating: $0.utf8) }
         }

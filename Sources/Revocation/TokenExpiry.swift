@@ -12,6 +12,11 @@ package enum TokenExpiry {
     /// Milliseconds since the epoch at which the token expires, or nil when the token is not a
     /// three-part JWS whose payload is a JSON object with a numeric `exp`.
     package static func of(_ token: AccessToken) -> UnixMilliseconds? {
+        // Three parts are two dots: counted first, so that an opaque token costs a scan, not
+        // the split's array of parts (2.1k instructions a logout, issue 20).
+        var dots = 0
+        for byte in token.value.utf8 where byte == UInt8(ascii: ".") { dots += 1 }
+        guard dots == 2 else { return nil }
         let parts = token.value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1].count <= 8192 else { return nil }
         var base64 = String(decoding: parts[1], as: UTF8.self)

@@ -8,13 +8,20 @@ import LogoutCore
 /// plus the record's sequence number, which the spool never repeats. Unique under a key as GCM
 /// requires (two processes collide only if their ranges overlap, as unlikely as two random
 /// nonces), and no `getrandom(2)` per record: a random 12-byte nonce cost two system calls.
+///
+/// Sealing goes through libcrypto contexts keyed once (`GCMKeyring`, issue 20): swift-crypto's
+/// `AES.GCM.seal` keyed every record anew (17.9k instructions a record). Opening (read-back and
+/// adoption, rare) stays with swift-crypto, so every record is also checked to be standard GCM.
 struct SpoolSeal: Sendable {
     /// Current first; the first seals.
     let keys: [SymmetricKey]
+    private let sealing: GCMKeyring
     private let nonceStart: (high: UInt32, low: UInt64)
+    static let nonceLength = 12
 
     init(secrets: [SessionSecret]) {
         keys = secrets.map(\.spoolKey)
+        sealing = GCMKeyring(keys: Array(keys.prefix(1)), nonceLength: Self.nonceLength, direction: .encrypt)
         var generator = SystemRandomNumberGenerator()
         nonceStart = (generator.next(), generator.next())
     }
@@ -22,20 +29,33 @@ struct SpoolSeal: Sendable {
     /// Nonce, ciphertext and tag of `loggedOutAt || token`.
     func seal(token: AccessToken, loggedOutAt: Int64, sequence: UInt64) throws -> [UInt8] {
         let plaintext = SpoolFormat.plaintext(token: token, loggedOutAt: loggedOutAt)
-        let box = try AES.GCM.seal(
-            plaintext, using: keys[0], nonce: nonce(sequence: sequence),
-            authenticating: SpoolFormat.associatedData(sequence: sequence))
-        guard let combined = box.combined else { throw CryptoKitError.incorrectParameterSize }
-        return Array(combined)
+        let associatedData = SpoolFormat.associatedData(sequence: sequence)
+        var sealed: [UInt8] = []
+        sealed.reserveCapacity(Self.nonceLength + plaintext.count + GCMContext.tagLength)
+        appendNonce(sequence: sequence, to: &sealed)
+        sealed += repeatElement(0, count: plaintext.count + GCMContext.tagLength)
+        let ciphertextEnd = Self.nonceLength + plaintext.count
+        let done = sealed.withUnsafeMutableBytes { sealed in
+            plaintext.withUnsafeBytes { plaintext in
+                associatedData.withUnsafeBytes { associatedData in
+                    sealing.withContexts { contexts in
+                        contexts[0].seal(
+                            nonce: UnsafeRawBufferPointer(rebasing: sealed[..<Self.nonceLength]), plaintext: plaintext,
+                            authenticating: associatedData,
+                            into: UnsafeMutableRawBufferPointer(rebasing: sealed[Self.nonceLength..<ciphertextEnd]),
+                            tag: UnsafeMutableRawBufferPointer(rebasing: sealed[ciphertextEnd...]))
+                    }
+                }
+            }
+        }
+        guard done else { throw CryptoKitError.incorrectParameterSize }
+        return sealed
     }
 
     /// The start's high 32 bits, then its low 64 plus `sequence`.
-    private func nonce(sequence: UInt64) throws -> AES.GCM.Nonce {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(12)
+    private func appendNonce(sequence: UInt64, to bytes: inout [UInt8]) {
         SpoolFormat.appendLittleEndian(nonceStart.high, to: &bytes)
         SpoolFormat.appendLittleEndian(nonceStart.low &+ sequence, to: &bytes)
-        return try AES.GCM.Nonce(data: bytes)
     }
 
     /// The token and its logout time, or nil when no key opens the box (or it holds no valid token).

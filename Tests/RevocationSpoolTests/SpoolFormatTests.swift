@@ -1,3 +1,4 @@
+import Crypto
 import LogoutCore
 import Testing
 
@@ -55,5 +56,21 @@ import Testing
         #expect(SpoolSeal(secrets: [Fixtures.oldSecret]).open(sealed, sequence: 3) == nil)
         #expect(SpoolSeal(secrets: [Fixtures.oldSecret, Fixtures.secret]).open(sealed, sequence: 3)?.token == token)
         #expect(sealed.count == 12 + 8 + token.value.utf8.count + 16)
+    }
+
+    /// Sealed through libcrypto's reused context, a record is byte for byte what swift-crypto's
+    /// `AES.GCM.seal` writes with the same nonce (the format of every record ever spooled),
+    /// record after record on the same context.
+    @Test func sealedRecordsAreSwiftCryptosGCM() throws {
+        let seal = SpoolSeal(secrets: [Fixtures.secret, Fixtures.oldSecret])
+        for (index, length) in [1, 7, 8, 40, 3000].enumerated() {
+            let token = Fixtures.token(String(repeating: "t", count: length))
+            let sequence = UInt64(index * 1000)
+            let sealed = try seal.seal(token: token, loggedOutAt: 1_700_000_000_000 + Int64(index), sequence: sequence)
+            let expected = try AES.GCM.seal(
+                SpoolFormat.plaintext(token: token, loggedOutAt: 1_700_000_000_000 + Int64(index)), using: Fixtures.secret.spoolKey,
+                nonce: AES.GCM.Nonce(data: sealed[..<12]), authenticating: SpoolFormat.associatedData(sequence: sequence))
+            #expect(sealed == Array(try #require(expected.combined)))
+        }
     }
 }

@@ -22,7 +22,7 @@ struct Driver {
     var machine: Machine
     var now = RevocationInstant(monotonic: 1_000_000, wall: 1_700_000_000_000)
     var random = SeededRandom(state: 42)
-    let keyer = TokenKeyer(keyBytes: [UInt8](repeating: 7, count: 32))
+    let keyer = TokenKeyer(keyBytes: [UInt8](repeating: 7, count: 16))
 
     /// - Parameter parks: the queue has a journal, so tokens past `capacity` park in it.
     init(parks: Bool = false, _ configure: (inout RevocationSettings) -> Void = { _ in }) {
@@ -122,7 +122,7 @@ func receipt(_ record: UInt64) -> JournalReceipt { JournalReceipt(segment: 1, re
 
     @Test func theTableHoldsKeyedHashesNeverTokens() {
         let driver = Driver()
-        let other = TokenKeyer(keyBytes: [UInt8](repeating: 8, count: 32))
+        let other = TokenKeyer(keyBytes: [UInt8](repeating: 8, count: 16))
         #expect(driver.key(a) == driver.key(token("tok-A-VALUE-1")))
         #expect(driver.key(a) != driver.key(b))
         #expect(driver.key(a) != other.key(for: a))  // a different process, a different key
